@@ -1,0 +1,32 @@
+"""Build a teacher from its config: `fake`, HTTP endpoints, or a local model; optionally cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graftlm.config.teacher import TeacherConfig
+from graftlm.teacher.base import Teacher
+
+
+def make_teacher(config: TeacherConfig, *, cache_path: Path | None = None) -> Teacher:
+    """`fake` -> FakeTeacher; `http(s)://` URLs -> the OpenAI-compatible client; else a local model.
+    With `cache_path`, every call goes through the SQLite call cache at that path."""
+    spec = config.model.strip()
+    teacher: Teacher
+    if spec == "fake":
+        from graftlm.teacher.fake import FakeTeacher
+
+        teacher = FakeTeacher()
+    elif spec.startswith(("http://", "https://")):
+        from graftlm.teacher.http import HttpTeacher  # type: ignore[import-not-found]
+
+        teacher = HttpTeacher.from_config(config)
+    else:
+        from graftlm.teacher.local import LocalTeacher  # type: ignore[import-not-found]
+
+        teacher = LocalTeacher.from_config(config)
+    if cache_path is not None:
+        from graftlm.teacher.cache import CachedTeacher  # type: ignore[import-not-found]
+
+        teacher = CachedTeacher(teacher, cache_path)
+    return teacher
