@@ -18,15 +18,15 @@ def make_teacher(config: TeacherConfig, *, cache_path: Path | None = None) -> Te
 
         teacher = FakeTeacher()
     elif spec.startswith(("http://", "https://")):
-        from graftlm.teacher.http import HttpTeacher  # type: ignore[import-not-found]
+        from graftlm.teacher.http import HttpTeacher
 
         teacher = HttpTeacher.from_config(config)
     else:
-        from graftlm.teacher.local import LocalTeacher  # type: ignore[import-not-found]
+        from graftlm.teacher.local import LocalTeacher
 
         teacher = LocalTeacher.from_config(config)
     if cache_path is not None:
-        from graftlm.teacher.cache import CachedTeacher  # type: ignore[import-not-found]
+        from graftlm.teacher.cache import CachedTeacher
 
         teacher = CachedTeacher(teacher, cache_path)
     return teacher

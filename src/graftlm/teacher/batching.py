@@ -1,0 +1,132 @@
+"""Collect concurrent generation requests and run them as one batched call in a worker thread.
+
+`LocalTeacher` and `graft serve` submit rows (one prompt, one sample each); the batcher waits a few
+milliseconds for company, then hands up to `max_batch` rows to `run_batch` in its own thread. While a
+batch runs, new rows queue up and form the next batch, so throughput grows with concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+RowT = TypeVar("RowT")
+OutT = TypeVar("OutT")
+
+
+@dataclass
+class _Job(Generic[RowT, OutT]):
+    rows: list[RowT]
+    future: cf.Future[list[OutT]]
+
+
+class Batcher(Generic[RowT, OutT]):
+    """Runs `run_batch(rows) -> outputs` (same length, same order) on batches of submitted rows.
+
+    `wait_s` is how long the first request of an idle batcher waits for others; `max_batch` caps the
+    rows of one call (a request's rows are never split over two calls unless it alone exceeds it).
+    `batch_sizes` records the number of rows of every call made, for tests and benchmarks."""
+
+    def __init__(self, run_batch: Callable[[list[RowT]], Sequence[OutT]], *, max_batch: int = 32,
+                 wait_s: float = 0.005, name: str = "graft-batcher") -> None:
+        self.run_batch = run_batch
+        self.max_batch = max(1, max_batch)
+        self.wait_s = wait_s
+        self.name = name
+        self.batch_sizes: list[int] = []
+        self._queue: queue.Queue[_Job[RowT, OutT] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def calls(self) -> int:
+        return len(self.batch_sizes)
+
+    def submit(self, rows: list[RowT]) -> cf.Future[list[OutT]]:
+        """Queue rows; the future resolves to their outputs (or the exception `run_batch` raised)."""
+        fut: cf.Future[list[OutT]] = cf.Future()
+        if not rows:
+            fut.set_result([])
+            return fut
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("batcher is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread.start()
+        self._queue.put(_Job(list(rows), fut))
+        return fut
+
+    async def run(self, rows: list[RowT]) -> list[OutT]:
+        """Submit rows and await their outputs without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(rows))
+
+    def run_sync(self, rows: list[RowT]) -> list[OutT]:
+        return self.submit(rows).result()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        pending: _Job[RowT, OutT] | None = None
+        while True:
+            job = pending if pending is not None else self._queue.get()
+            pending = None
+            if job is None:
+                return
+            jobs = [job]
+            n_rows = len(job.rows)
+            deadline = time.monotonic() + self.wait_s
+            stop = False
+            while n_rows < self.max_batch:
+                timeout = deadline - time.monotonic()
+                try:
+                    nxt = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                if n_rows + len(nxt.rows) > self.max_batch:
+                    pending = nxt
+                    break
+                jobs.append(nxt)
+                n_rows += len(nxt.rows)
+            self._run_jobs(jobs)
+            if stop:
+                return
+
+    def _run_jobs(self, jobs: list[_Job[RowT, OutT]]) -> None:
+        live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        rows = [r for j in live for r in j.rows]
+        self.batch_sizes.append(len(rows))
+        try:
+            outs = list(self.run_batch(rows))
+            if len(outs) != len(rows):
+                raise RuntimeError(f"batch function returned {len(outs)} outputs for {len(rows)} rows")
+        except BaseException as e:  # hand every failure to the callers, keep the thread alive
+            log.debug("batch of %d rows failed: %s", len(rows), e)
+            for j in live:
+                j.future.set_exception(e)
+            return
+        i = 0
+        for j in live:
+            j.future.set_result(outs[i:i + len(j.rows)])
+            i += len(j.rows)
