@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from graftlm.config.base import Section
@@ -39,3 +41,17 @@ class TeacherConfig(Section):
 
     dtype: str = "auto"
     """Local models only: `auto` (bfloat16 on CUDA and on CPUs with AMX, else float32), `float32`, `bfloat16`."""
+
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    """First retry delay in seconds; each further retry doubles it (with random jitter), up to `backoff_max_s`."""
+
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    """Longest wait between two retries in seconds, also the cap on a server's `Retry-After`."""
+
+    balance: Literal["least_in_flight", "round_robin"] = "least_in_flight"
+    """How requests are spread over several endpoints: to the one with the fewest requests in flight,
+    or in turn. Endpoints in back-off after errors are skipped either way."""
+
+    prompt_tokenizer: str | None = None
+    """With `use_completions`: a local model (`default`, HF folder, GGUF) whose tokenizer's chat template
+    renders the prompt. None renders ChatML (`<|im_start|>role ... <|im_end|>`)."""
