@@ -1,0 +1,112 @@
+"""Multiple-choice cloze questions built from a knowledge leaf's document chunks (MMLU-branch style).
+
+No judge and no teacher: a sentence of the documents has one fact (a number or a name) blanked out; the
+distractors are facts of the same kind from elsewhere in the same leaf's documents, so every option is
+plausible in form. Each option is scored by the model's log-likelihood of the whole sentence with that
+option filled in; the question counts as right when the true fact scores highest.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_MARKUP = re.compile(r"[#*_`>|]+")
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w])")
+_NAME = re.compile(r"(?<![\w])[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*")
+MIN_WORDS, MAX_WORDS = 6, 60
+
+
+@dataclass(frozen=True)
+class MCQuestion:
+    """One cloze question: `prefix + option + suffix` for each option; `answer` is the right option's index."""
+
+    id: str
+    leaf: str
+    chunk_id: str
+    prefix: str
+    suffix: str
+    options: tuple[str, ...]
+    answer: int
+    kind: str
+
+    def filled(self, i: int) -> str:
+        return f"{self.prefix}{self.options[i]}{self.suffix}"
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["options"] = list(self.options)
+        return d
+
+
+def sentences(text: str) -> list[str]:
+    """Plain sentences of a Markdown-ish text, one line of prose at a time (headings and tables dropped)."""
+    out = []
+    for para in re.split(r"\n\s*\n", text):
+        lines = [ln for ln in para.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", "|", "```"))]
+        prose = _MARKUP.sub("", " ".join(ln.strip().lstrip("-+ ") for ln in lines))
+        prose = re.sub(r"\s+", " ", prose).strip()
+        for s in _SENTENCE.split(prose):
+            if MIN_WORDS <= len(s.split()) <= MAX_WORDS:
+                out.append(s)
+    return out
+
+
+def spans(sentence: str) -> list[tuple[str, int, int]]:
+    """Blankable facts in a sentence: (kind, start, end). Names at the very start are skipped (they are
+    capitalised only because they start the sentence, or are the topic every option would share)."""
+    found = [("number", m.start(), m.end()) for m in _NUMBER.finditer(sentence)]
+    found += [("name", m.start(), m.end()) for m in _NAME.finditer(sentence) if m.start() > 0]
+    return found
+
+
+def build_questions(leaf: str, chunks: list[dict[str, Any]], *, limit: int, options: int,
+                    seed: int) -> list[MCQuestion]:
+    """Up to `limit` cloze questions of one leaf, at most one per sentence, deterministic for a seed."""
+    rng = random.Random(f"{seed}:{leaf}")
+    candidates: list[tuple[str, str, str, int, int]] = []  # chunk_id, sentence, kind, start, end
+    pool: dict[str, set[str]] = {"number": set(), "name": set()}
+    for chunk in chunks:
+        for sent in sentences(str(chunk.get("text", ""))):
+            found = spans(sent)
+            for kind, a, b in found:
+                pool[kind].add(sent[a:b])
+            if found:
+                kind, a, b = rng.choice(found)
+                candidates.append((str(chunk.get("chunk_id", "")), sent, kind, a, b))
+    rng.shuffle(candidates)
+    out: list[MCQuestion] = []
+    seen: set[str] = set()
+    for chunk_id, sent, kind, a, b in candidates:
+        if len(out) >= limit:
+            break
+        if sent in seen:
+            continue
+        right = sent[a:b]
+        others = sorted(x for x in pool[kind] if x.lower() != right.lower() and x not in sent)
+        if len(others) < options - 1:
+            continue
+        seen.add(sent)
+        opts = [right, *rng.sample(others, options - 1)]
+        rng.shuffle(opts)
+        out.append(MCQuestion(id=f"mc-{len(out):03d}", leaf=leaf, chunk_id=chunk_id, prefix=sent[:a],
+                              suffix=sent[b:], options=tuple(opts), answer=opts.index(right), kind=kind))
+    return out
+
+
+def score_questions(model: Any, tokenizer: Any, questions: list[MCQuestion]) -> list[dict[str, Any]]:
+    """For each question: log-likelihood of every option, the chosen index and whether it is right."""
+    from graftlm.evaluate.loglik import sequence_logprobs
+
+    texts = [q.filled(i) for q in questions for i in range(len(q.options))]
+    scores = sequence_logprobs(model, tokenizer, texts)
+    out, pos = [], 0
+    for q in questions:
+        s = scores[pos:pos + len(q.options)]
+        pos += len(q.options)
+        chosen = max(range(len(s)), key=lambda i: s[i])
+        out.append({"logprobs": s, "chosen": chosen, "correct": float(chosen == q.answer)})
+    return out
