@@ -1,12 +1,39 @@
-"""Data mixing and training configuration (`graft train`)."""
+"""Data mixing and training configuration (`graft mix`, `graft train`)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from graftlm.config.base import Section
+
+PhaseName = Literal["knowledge-1", "knowledge-2", "skills", "stacked"]
+
+
+class ExtraDataset(Section):
+    """A user's own instruction data (messages JSONL) mixed into one phase."""
+
+    path: str
+    """A JSONL file, one `{"messages": [{"role", "content"}, ...]}` object a line (InstructLab's and
+    OpenAI's chat format; `unmask` and `metadata` keys are kept when present). Relative paths are taken
+    from the working directory."""
+
+    phase: PhaseName = "skills"
+    """The phase it is mixed into: `knowledge-1`, `knowledge-2`, `skills` (phased strategy) or `stacked`."""
+
+    fraction: float | None = Field(default=None, ge=0)
+    """Number of its samples to add, as a fraction of the phase's own samples (0.5 adds half as many as the
+    phase has). Samples are drawn without replacement, repeating the whole file when more are needed."""
+
+    count: int | None = Field(default=None, ge=0)
+    """Number of its samples to add (instead of `fraction`). Neither set: all of them, once."""
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> ExtraDataset:
+        if self.fraction is not None and self.count is not None:
+            raise ValueError("set either `fraction` or `count` for an extra dataset, not both")
+        return self
 
 
 class MixConfig(Section):
@@ -18,6 +45,54 @@ class MixConfig(Section):
     seed: int = 42
     """Seed for shuffling and sampling the replay buffer."""
 
+    short_response_words: int = Field(default=60, ge=1)
+    """Knowledge samples whose answer has at most this many words are "short" (phase knowledge-1); longer
+    ones (summaries, detailed answers) go to knowledge-2."""
+
+    knowledge_2_replay: float = Field(default=1.0, ge=0)
+    """Fraction of knowledge-1's samples replayed in knowledge-2 (1.0 = all of them, 0 = no replay)."""
+
+    skills_replay: float = Field(default=0.5, ge=0)
+    """Fraction of the knowledge phases' own samples (knowledge-1 + knowledge-2) replayed in the skills phase:
+    the replay buffer that keeps the new knowledge from being forgotten. Values above 1 repeat samples."""
+
+    extra: list[ExtraDataset] = Field(default_factory=list)
+    """Extra datasets (your existing instruction data) mixed into phases by fraction or count."""
+
+
+class LoraConfig(Section):
+    """Low-rank adapters (peft) instead of full fine-tuning. Checkpoints are saved merged."""
+
+    r: int = Field(default=16, ge=1)
+    """Rank of the adapters."""
+
+    alpha: int = Field(default=32, ge=1)
+    """Scaling numerator: the update is scaled by alpha / r."""
+
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    """Dropout on the adapter input."""
+
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Names of the linear layers that get adapters."""
+
+
+class PhaseOverrides(Section):
+    """Settings that differ for one phase (unset fields use the train section's value)."""
+
+    epochs: int | None = Field(default=None, ge=1)
+    """Epochs of this phase."""
+
+    learning_rate: float | None = Field(default=None, gt=0)
+    """Peak learning rate of this phase."""
+
+    batch_size: int | None = Field(default=None, ge=1)
+    """Effective batch size in samples of this phase."""
+
+    warmup_steps: int | None = Field(default=None, ge=0)
+    """Warm-up steps of this phase."""
+
 
 class TrainConfig(Section):
     """How the student is trained."""
@@ -25,8 +100,88 @@ class TrainConfig(Section):
     student: str = "default"
     """The model to train: `default` (embedded SmolLM2-135M-Instruct), a Hugging Face model folder or a GGUF file."""
 
+    epochs: int = Field(default=3, ge=1)
+    """Passes over each phase's data (the paper: 4-7 per phase)."""
+
+    batch_size: int = Field(default=32, ge=1)
+    """Effective batch size in samples per optimizer step, reached by gradient accumulation over packed
+    micro-batches (and over processes under torchrun). The paper: 3,840."""
+
+    max_tokens_per_row: int = Field(default=4096, ge=16)
+    """Tokens in one packed micro-batch row (padding-free: samples are concatenated up to this length).
+    Larger rows are faster on a GPU and need more memory."""
+
+    max_seq_len: int = Field(default=1024, ge=8)
+    """Longest sample in tokens; longer samples are dropped (and counted in the phase manifest)."""
+
     learning_rate: float = Field(default=2e-5, gt=0)
     """Peak learning rate of AdamW."""
 
+    warmup_steps: int = Field(default=25, ge=0)
+    """Optimizer steps of linear warm-up from 0 to the peak learning rate."""
+
+    schedule: Literal["constant", "cosine"] = "constant"
+    """After warm-up: `constant` (the paper, no decay between phases) or `cosine` down to `min_lr`."""
+
+    min_lr: float = Field(default=0.0, ge=0)
+    """Learning rate at the end of a cosine schedule."""
+
+    weight_decay: float = Field(default=0.0, ge=0)
+    """AdamW weight decay."""
+
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas."""
+
+    adam_eps: float = Field(default=1e-8, gt=0)
+    """AdamW epsilon."""
+
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    """Clip the global gradient norm to this value; None disables clipping."""
+
+    checkpoint_every_samples: int | None = Field(default=None, ge=1)
+    """Also save a checkpoint every this many training samples (besides the end of each epoch)."""
+
+    save_epoch_end: bool = True
+    """Save a checkpoint at the end of every epoch (the last epoch always saves)."""
+
+    phase_overrides: dict[str, PhaseOverrides] = Field(default_factory=dict)
+    """Per-phase settings keyed by phase name (`knowledge-1`, `knowledge-2`, `skills`, `stacked`), e.g.
+    `{skills: {epochs: 10, learning_rate: 6.0e-6}}`."""
+
+    lora: LoraConfig | None = None
+    """Train low-rank adapters instead of all weights; None (default) is full fine-tuning."""
+
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Compute dtype: `auto` = bfloat16 autocast on CUDA (master weights stay float32), float32 on CPU."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """`auto` (CUDA when available, else CPU), `cpu` or `cuda`. Under torchrun each process takes its local GPU."""
+
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about a third slower."""
+
+    attention: Literal["sdpa", "flash_attention_2", "flex_attention", "eager"] = "sdpa"
+    """Attention kernel. All of them keep packed samples apart (transformers detects the reset position ids);
+    `flash_attention_2` needs the flash-attn package and a GPU."""
+
+    num_threads: int | None = Field(default=None, ge=1)
+    """CPU threads for torch (None: torch's default)."""
+
     seed: int = 42
     """Seed for initialisation of new parameters, data order and dropout."""
+
+    @model_validator(mode="after")
+    def _known_phases(self) -> TrainConfig:
+        known = ("knowledge-1", "knowledge-2", "skills", "stacked")
+        for name in self.phase_overrides:
+            if name not in known:
+                raise ValueError(f"phase_overrides: unknown phase {name!r}; use one of {', '.join(known)}")
+        return self
+
+    def for_phase(self, name: str) -> TrainConfig:
+        """This config with the phase's overrides applied."""
+        over = self.phase_overrides.get(name)
+        if over is None:
+            return self
+        changes = {k: v for k, v in over.model_dump().items() if v is not None}
+        return self.model_copy(update=changes)

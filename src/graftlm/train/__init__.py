@@ -1,0 +1,1 @@
+"""Training: rendering, padding-free packing, the phase loop, checkpoints and resume, FSDP set-up."""

@@ -1,0 +1,84 @@
+"""Padding-free packing: rendered samples concatenated into rows, with per-sample position ids.
+
+Each row is one micro-batch of shape (1, T). Position ids restart at 0 for every sample; transformers
+turns restarting position ids into a block-causal mask (sdpa, eager, flex) or varlen boundaries (flash),
+so attention never crosses samples. Targets are shifted inside each sample, so the last token of one
+sample is never asked to predict the first token of the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from graftlm.train.render import IGNORE
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered sample: token ids and next-token targets (IGNORE where not trained)."""
+
+    ids: list[int]
+    targets: list[int]
+
+    @classmethod
+    def from_labels(cls, ids: list[int], labels: list[int]) -> Rendered:
+        """Targets are the labels moved one position left: token t is trained to predict label t+1."""
+        return cls(list(ids), list(labels[1:]) + [IGNORE])
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(1 for t in self.targets if t != IGNORE)
+
+
+def pack(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Group sample indices into rows of at most `max_tokens` tokens (first-fit decreasing; deterministic).
+
+    Every length must be <= max_tokens. Rows come out longest first."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in order:
+        n = lengths[i]
+        if n > max_tokens:
+            raise ValueError(f"sample {i} has {n} tokens, more than a row's {max_tokens}")
+        for r, free in enumerate(room):
+            if n <= free:
+                rows[r].append(i)
+                room[r] -= n
+                break
+        else:
+            rows.append([i])
+            room.append(max_tokens - n)
+    return rows
+
+
+def build_row(samples: list[Rendered]) -> dict[str, Any]:
+    """Tensors of one packed row: input_ids, position_ids, targets (each of shape (1, T))."""
+    import torch
+
+    ids: list[int] = []
+    pos: list[int] = []
+    tgt: list[int] = []
+    for s in samples:
+        ids.extend(s.ids)
+        pos.extend(range(len(s.ids)))
+        tgt.extend(s.targets)
+    return {
+        "input_ids": torch.tensor([ids], dtype=torch.long),
+        "position_ids": torch.tensor([pos], dtype=torch.long),
+        "targets": torch.tensor([tgt], dtype=torch.long),
+    }
+
+
+def row_loss_sum(model: Any, row: dict[str, Any]) -> Any:
+    """Sum of the cross-entropy over the row's trained tokens (float32), from one packed forward pass.
+
+    No attention mask is passed on purpose: with `attention_mask=None` and no cache, transformers derives
+    the block-causal mask from the restarting position ids."""
+    import torch.nn.functional as F
+
+    out = model(input_ids=row["input_ids"], position_ids=row["position_ids"], use_cache=False)
+    logits = out.logits.float()
+    return F.cross_entropy(logits.view(-1, logits.shape[-1]), row["targets"].view(-1),
+                           ignore_index=IGNORE, reduction="sum")
