@@ -369,6 +369,9 @@ def run_pipeline(taxonomy: Path, recipe_path: Path, out: Path, *, dry_run: bool 
         print(format_plan(estimate_run(ctx, plans), plans))
         return ctx.out
     ctx.out.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("RANK", "0")) != 0:
+        _train_only(ctx)
+        return ctx.out
     with _run_lock(ctx.out):
         write_json(ctx.out / "recipe.json", ctx.recipe.model_dump(mode="json"))
         for name in STAGES:
@@ -396,6 +399,26 @@ def run_pipeline(taxonomy: Path, recipe_path: Path, out: Path, *, dry_run: bool 
                 _store_calibration(ctx.recipe, name, stages[name]["wall_s"] / estimated)
             _say(f"[{name}] done in {stages[name]['wall_s']:.0f} s")
     return ctx.out
+
+
+def _train_only(ctx: RunContext, poll_s: float = 2.0) -> None:
+    """A non-zero torchrun rank: wait until rank 0 starts the train stage, join it, and leave the other
+    stages to rank 0. Rank 0 and this rank agree on the stage through its input hash."""
+    while True:
+        ctx.state = _load_state(ctx.out)
+        plan = next(p for p in plan_stages(ctx) if p.name == "train")
+        rec = ctx.state.get("stages", {}).get("train", {})
+        if plan.input_hash is not None and rec.get("input_hash") == plan.input_hash:
+            if rec.get("status") == "done":
+                return
+            if rec.get("status") == "running":
+                break
+        time.sleep(poll_s)
+    from graftlm.evaluate.selection import make_scorer
+    from graftlm.train.run import run_train
+
+    run_train(stage_folder(ctx.out, "mix"), stage_folder(ctx.out, "train"), ctx.recipe,
+              scorer=make_scorer(stage_folder(ctx.out, "generate"), ctx.recipe))
 
 
 def _stage_estimate(ctx: RunContext, name: str) -> float | None:
