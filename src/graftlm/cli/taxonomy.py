@@ -1,0 +1,107 @@
+"""`graft taxonomy validate|diff|show`: check a taxonomy, list the leaves changed against git, show sizes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from graftlm.errors import Location
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("taxonomy", help="validate, diff and show an InstructLab taxonomy")
+    tsub = p.add_subparsers(dest="taxonomy_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    v = tsub.add_parser("validate", help="check qna.yaml files by InstructLab's rules (exit 1 if any is invalid)")
+    v.add_argument("paths", nargs="+", metavar="PATH", help="a taxonomy root, leaf folders or qna.yaml files")
+    v.add_argument("--json", action="store_true", help="print one JSON array, one object per file")
+    v.set_defaults(func=_validate)
+
+    d = tsub.add_parser("diff", help="list and validate the leaves changed against a git base")
+    d.add_argument("taxonomy", nargs="?", default=".", help="taxonomy root, a git checkout (default: .)")
+    d.add_argument("--base", default="origin/main",
+                   help="git ref to compare with (default origin/main, as InstructLab); `empty` = every leaf")
+    d.add_argument("--json", action="store_true", help="print JSON instead of text")
+    d.set_defaults(func=_diff)
+
+    s = tsub.add_parser("show", help="print the tree with each leaf's type, seeds and word counts vs guidance")
+    s.add_argument("taxonomy", nargs="?", default=".", help="taxonomy root (default: .)")
+    s.add_argument("--json", action="store_true", help="print one JSON object per leaf, as an array")
+    s.set_defaults(func=_show)
+
+
+def format_report(report: Any) -> list[str]:
+    """`file:line:col: error: field: message` lines for one file's errors and warnings."""
+    lines = []
+    for kind, issues in (("error", report.errors), ("warning", report.warnings)):
+        for i in issues:
+            loc = Location(str(report.path), i.line, i.column)
+            field = f"{i.field}: " if i.field else ""
+            lines.append(f"{loc}: {kind}: {field}{i.message}")
+    return lines
+
+
+def _print_reports(reports: list[Any]) -> None:
+    for r in reports:
+        for line in format_report(r):
+            print(line)
+    bad = sum(1 for r in reports if not r.valid)
+    warned = sum(1 for r in reports if r.warnings)
+    print(f"{len(reports)} file(s): {len(reports) - bad} valid, {bad} invalid, {warned} with warnings",
+          file=sys.stderr)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from graftlm.taxonomy.validate import validate_paths
+
+    reports = validate_paths(args.paths)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        _print_reports(reports)
+    return 1 if any(not r.valid for r in reports) else 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from graftlm.taxonomy.diff import changed_leaves
+    from graftlm.taxonomy.load import leaf_name
+    from graftlm.taxonomy.validate import validate_file
+
+    root = Path(args.taxonomy)
+    files = changed_leaves(root, args.base)
+    reports = [validate_file(f) for f in files]
+    if args.json:
+        out = {"base": args.base,
+               "leaves": [{"name": leaf_name(r.path, root), **r.to_dict()} for r in reports]}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        what = "every leaf" if args.base == "empty" else f"changed against {args.base}"
+        print(f"{len(files)} {'leaf' if len(files) == 1 else 'leaves'} {what}:")
+        for r in reports:
+            print(f"  {leaf_name(r.path, root)}  ({'valid' if r.valid else 'INVALID'})")
+        _print_reports(reports)
+    return 1 if any(not r.valid for r in reports) else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from graftlm.taxonomy.load import leaf_files, leaf_from_report
+    from graftlm.taxonomy.show import leaf_stats, render_tree
+    from graftlm.taxonomy.validate import validate_file
+
+    root = Path(args.taxonomy)
+    if not root.is_dir():
+        from graftlm.errors import TaxonomyError
+
+        raise TaxonomyError(f"taxonomy folder not found: {root}", hint="pass the root of a taxonomy")
+    reports = [validate_file(f) for f in leaf_files(root)]
+    stats = [leaf_stats(leaf_from_report(r, root)) for r in reports if r.valid]
+    invalid = [r for r in reports if not r.valid]
+    if args.json:
+        print(json.dumps([s.to_dict() for s in stats], indent=2, ensure_ascii=False))
+    else:
+        print(render_tree(stats, invalid, root))
+    return 0
