@@ -2,16 +2,95 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from graftlm.config.base import Section
+
+AuxTask = Literal["detailed_summary", "extractive_summary", "atomic_facts"]
 
 
 class GenerateConfig(Section):
     """How much synthetic data to make per leaf and how to filter it."""
 
     samples_per_leaf: int = Field(default=30, ge=1)
-    """Target number of kept training samples per leaf (before auxiliary knowledge tasks)."""
+    """Target number of kept training samples per leaf (before auxiliary knowledge tasks). Extra kept
+    candidates beyond it are dropped (counted as `select: over_target`)."""
 
     seed: int = 42
     """Random seed for sampling seeds, held-out splits and teacher sampling."""
+
+    oversample: float = Field(default=2.0, ge=1.0)
+    """Candidates asked for per target sample, to cover rejects and duplicates (2.0 = twice as many)."""
+
+    questions_per_call: int = Field(default=3, ge=1, le=20)
+    """Questions asked for in one completion (skills). Several completions are sampled (`n`) at
+    `question_temperature`, never one greedy completion. Use 1 for very small teachers."""
+
+    questions_per_context: int = Field(default=3, ge=1, le=20)
+    """Grounded skills: questions asked for about each generated context."""
+
+    qa_per_call: int = Field(default=3, ge=1, le=20)
+    """Knowledge: question-answer pairs asked for in one completion about one chunk."""
+
+    question_temperature: float = Field(default=0.9, gt=0.0, le=2.0)
+    """Sampling temperature for new questions and Q&A pairs (must be > 0 for diversity)."""
+
+    context_temperature: float = Field(default=0.7, gt=0.0, le=2.0)
+    """Sampling temperature for new grounded-skill contexts (InstructLab uses 0.7)."""
+
+    answer_temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    """Sampling temperature for answers and auxiliary knowledge tasks."""
+
+    judge_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    """Sampling temperature for every judgment (question filter, pair rating, knowledge check)."""
+
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Nucleus sampling for sampled requests (questions, contexts, answers)."""
+
+    max_tokens: int = Field(default=512, ge=16)
+    """Largest completion for questions, contexts, answers and summaries."""
+
+    judge_max_tokens: int = Field(default=256, ge=8)
+    """Largest completion for judgments."""
+
+    judge_questions: bool = True
+    """Skills: let the judge filter each new question 0/1 (on task, answerable by a text model, safe)."""
+
+    rating_threshold: int = Field(default=2, ge=1, le=3)
+    """Skills: keep question-answer pairs the judge rates at least this (1 wrong/unsafe, 2 correct but
+    brief, 3 excellent)."""
+
+    judge_knowledge: bool = True
+    """Knowledge: keep only Q&A pairs the judge finds faithful to the chunk, relevant, and
+    answerable without seeing it. Switch off only for teachers too small to judge."""
+
+    dedup_threshold: float = Field(default=0.7, gt=0.0, le=1.0)
+    """Near-duplicate threshold: two questions whose word 1-2-gram sets have a Jaccard similarity at or
+    above it are duplicates (checked within a leaf, against the leaf's seeds and its held-out items)."""
+
+    chunk_tokens: int = Field(default=500, ge=32)
+    """Knowledge: largest chunk of a document, in tokens of the teacher's tokenizer when it is a local
+    model, else estimated from the word count. Chunks follow headings and paragraphs."""
+
+    seeds_per_chunk: int = Field(default=1, ge=1, le=5)
+    """Knowledge: seed contexts (with their Q&A) shown as examples with each chunk; seeds rotate over
+    chunks, so cost grows linearly with the number of chunks."""
+
+    aux_tasks: tuple[AuxTask, ...] = ("detailed_summary", "extractive_summary", "atomic_facts")
+    """Knowledge: auxiliary tasks written for every chunk (document in the prompt, trained unmasked)."""
+
+    eval_seeds_per_leaf: int = Field(default=1, ge=0)
+    """Skills: seed examples per leaf held out for evaluation before generation (never shown to the
+    teacher). A leaf always keeps at least one seed for generation."""
+
+    eval_qas_per_seed: int = Field(default=1, ge=0)
+    """Knowledge: Q&A of each seed context held out for evaluation before generation (each seed keeps
+    at least one Q&A as an example)."""
+
+    eval_generated_share: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Share of each leaf's kept generated Q&A (not auxiliary tasks) moved to eval.jsonl."""
+
+    preview_samples: int = Field(default=4, ge=1)
+    """`--preview`: how many samples to make for the one previewed leaf."""

@@ -1,0 +1,150 @@
+"""Structure-aware chunking of knowledge documents.
+
+A document becomes blocks (headings, paragraphs, fenced code, lists); blocks are packed greedily into
+chunks of at most `max_tokens`, a new chunk starts at a heading once the current one is a quarter full,
+and a block larger than a chunk is split at sentence ends (then, for a giant sentence, at word windows).
+Tokens are counted with the teacher's tokenizer when it is a local model, else estimated from words.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+TokenCounter = Callable[[str], int]
+
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def word_estimate(text: str) -> int:
+    """Token estimate without a tokenizer: about 1.3 tokens per English word."""
+    return math.ceil(len(text.split()) * 1.3)
+
+
+def tokenizer_counter(tokenizer: object) -> TokenCounter:
+    """A counter from a Hugging Face tokenizer."""
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False))  # type: ignore[attr-defined]
+
+    return count
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a document, the unit the knowledge pipeline asks about."""
+
+    chunk_id: str
+    doc: str
+    doc_sha256: str
+    index: int
+    text: str
+    tokens: int
+
+    def to_json(self, leaf: str) -> dict[str, object]:
+        """The `chunks.jsonl` line (docs/contracts.md)."""
+        return {"leaf": leaf, "chunk_id": self.chunk_id, "doc": self.doc, "doc_sha256": self.doc_sha256,
+                "text": self.text, "tokens": self.tokens}
+
+
+def blocks(text: str) -> list[tuple[bool, str]]:
+    """(is_heading, text) blocks: headings, fenced code, and blank-line separated paragraphs."""
+    out: list[tuple[bool, str]] = []
+    para: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        if para and "\n".join(para).strip():
+            out.append((False, "\n".join(para).strip("\n")))
+        para.clear()
+
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line.lstrip().startswith("```"):
+            if not in_fence:
+                flush()
+            para.append(line)
+            in_fence = not in_fence
+            if not in_fence:
+                flush()
+            continue
+        if in_fence:
+            para.append(line)
+        elif _HEADING.match(line):
+            flush()
+            out.append((True, line.strip()))
+        elif not line.strip():
+            flush()
+        else:
+            para.append(line)
+    flush()
+    return out
+
+
+def _split_large(text: str, max_tokens: int, count: TokenCounter) -> list[str]:
+    """Split a block larger than a chunk at sentence ends, and a giant sentence at word windows."""
+    if count(text) <= max_tokens:
+        return [text]
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        if count(sentence) <= max_tokens:
+            pieces.append(sentence)
+            continue
+        words = sentence.split()
+        step = max(1, int(len(words) * max_tokens / max(1, count(sentence))))
+        pieces.extend(" ".join(words[i : i + step]) for i in range(0, len(words), step))
+    # Re-pack sentences up to the limit.
+    packed: list[str] = []
+    for p in pieces:
+        if packed and count(packed[-1] + " " + p) <= max_tokens:
+            packed[-1] = packed[-1] + " " + p
+        else:
+            packed.append(p)
+    return packed
+
+
+def chunk_text(text: str, max_tokens: int = 500, count: TokenCounter = word_estimate) -> list[str]:
+    """Chunks of `text`, each at most `max_tokens` (except a single indivisible word run)."""
+    chunks: list[list[str]] = []
+    sizes: list[int] = []
+    current: list[str] = []
+    size = 0
+    for is_heading, block in blocks(text):
+        for piece in _split_large(block, max_tokens, count):
+            n = count(piece)
+            starts_section = is_heading and size >= max_tokens // 4
+            if current and (size + n > max_tokens or starts_section):
+                chunks.append(current)
+                sizes.append(size)
+                current, size = [], 0
+            current.append(piece)
+            size += n
+    if current:
+        chunks.append(current)
+        sizes.append(size)
+    # A chunk that is only headings adds nothing on its own: merge it into the next one.
+    out: list[str] = []
+    carry = ""
+    for parts in chunks:
+        body = "\n\n".join(parts)
+        if all(_HEADING.match(p) for p in parts):
+            carry = (carry + "\n\n" + body).strip()
+            continue
+        out.append((carry + "\n\n" + body).strip() if carry else body)
+        carry = ""
+    if carry and out:
+        out[-1] = out[-1] + "\n\n" + carry
+    elif carry:
+        out.append(carry)
+    return out
+
+
+def chunk_document(doc_path: str, doc_sha256: str, text: str, max_tokens: int = 500,
+                   count: TokenCounter = word_estimate) -> list[Chunk]:
+    """The chunks of one document, with ids stable across runs (document hash + index)."""
+    return [
+        Chunk(f"{doc_sha256[:12]}-{i:04d}", doc_path, doc_sha256, i, body, count(body))
+        for i, body in enumerate(chunk_text(text, max_tokens, count))
+    ]

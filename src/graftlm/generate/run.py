@@ -1,0 +1,528 @@
+"""`run_generate`: synthetic data for the selected leaves of a taxonomy, resumable after any crash.
+
+Read top to bottom: select leaves, validate, set eval items aside, plan units (one per seed or chunk),
+run every pending unit concurrently through one request pool, journal each finished unit, then per leaf
+remove near-duplicates, split off generated eval items, cap at the target, and write `train.jsonl`,
+`eval.jsonl`, `rejects.jsonl`, `chunks.jsonl` and finally `manifest.json`.
+
+Resume: finished units are in `work/units.jsonl` (one line per unit, written when it finishes); the
+requests of unfinished units are replayed from the call cache `calls.sqlite`. Output files are written
+atomically from the journal at the end, so they are never half-written or duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graftlm.artifacts import (
+    MANIFEST,
+    append_jsonl,
+    hash_obj,
+    read_manifest,
+    write_jsonl,
+    write_manifest,
+)
+from graftlm.config import Recipe, TeacherConfig
+from graftlm.errors import ConfigError, InputError, Location, StageError
+from graftlm.generate.accounting import LeafAccount
+from graftlm.generate.chunking import Chunk, TokenCounter, chunk_document, tokenizer_counter, word_estimate
+from graftlm.generate.dedup import NearDuplicateIndex
+from graftlm.generate.freeform import run_freeform_unit
+from graftlm.generate.grounded import run_grounded_unit
+from graftlm.generate.knowledge import rotate_examples, run_aux_unit, run_knowledge_unit
+from graftlm.generate.pipeline import Context, Unit, UnitResult
+from graftlm.generate.pool import RequestPool
+from graftlm.records import EvalItem
+from graftlm.taxonomy.model import Leaf, LeafType
+from graftlm.teacher.base import Teacher
+
+log = logging.getLogger(__name__)
+
+JOURNAL = Path("work") / "units.jsonl"
+CALLS = "calls.sqlite"
+
+RUNNERS = {"freeform": run_freeform_unit, "grounded": run_grounded_unit, "knowledge": run_knowledge_unit,
+           "aux": run_aux_unit}
+
+
+@dataclass
+class LeafPlan:
+    """One leaf's work: held-out eval items, units, chunks, and the seed questions dedup checks against."""
+
+    leaf: Leaf
+    eval_items: list[EvalItem] = field(default_factory=list)
+    units: list[Unit] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    seed_questions: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def run_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf] | None = None,
+                 base: str | None = None, progress: bool = True) -> Path:
+    """Generate training and eval data for the selected leaves into `out`; returns `out`."""
+    taxonomy, out = Path(taxonomy), Path(out)
+    cfg = recipe.generate
+    leaves = _select(taxonomy, leaves, base)
+    counter = _token_counter(recipe.teacher)
+    plans = [plan_leaf(leaf, recipe, counter) for leaf in leaves]
+    input_hash = hash_obj({
+        "leaves": [_leaf_key(p) for p in plans],
+        "generate": cfg.model_dump(mode="json"),
+        "teacher": recipe.teacher.model_dump(mode="json"),
+        "judge": recipe.judge_or_teacher.model_dump(mode="json"),
+    })
+    previous = read_manifest(out)
+    if previous is not None and previous.get("input_hash") == input_hash:
+        log.info("generate: %s is complete for these inputs; nothing to do", out)
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)  # the directory is unfinished from here on
+
+    journal = out / JOURNAL
+    done = read_journal(journal)
+    pending = [u for p in plans for u in p.units if u.unit_id not in done]
+    if done:
+        log.info("generate: resuming, %d units finished before, %d to go", len(done), len(pending))
+
+    teacher, judge = build_teachers(recipe, out / CALLS)
+    bar = _Progress(plans, cfg.samples_per_leaf, enabled=progress)
+    pools: dict[str, Any] = {}
+    try:
+        asyncio.run(_run_units(pending, teacher, judge, recipe, journal, done, bar, pools))
+    finally:
+        bar.close()
+
+    return finish(out, taxonomy, recipe, plans, done, input_hash, teacher.model_id, judge.model_id, pools)
+
+
+def preview_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf] | None = None,
+                     base: str | None = None) -> list[dict[str, Any]]:
+    """A handful of samples (with scores) and rejects for the first selected leaf, fast: the first units
+    only, no output files except the call cache. Returns the kept samples and rejects as dicts."""
+    taxonomy, out = Path(taxonomy), Path(out)
+    leaves = _select(taxonomy, leaves, base)[:1]
+    cfg = recipe.generate.model_copy(update={"samples_per_leaf": recipe.generate.preview_samples, "oversample": 1.0})
+    recipe = recipe.model_copy(update={"generate": cfg})
+    plan = plan_leaf(leaves[0], recipe, _token_counter(recipe.teacher))
+    units = [u for u in plan.units if u.kind != "aux"][:1] + [u for u in plan.units if u.kind == "aux"][:1]
+    out.mkdir(parents=True, exist_ok=True)
+    teacher, judge = build_teachers(recipe, out / CALLS)
+    done: dict[str, UnitResult] = {}
+    asyncio.run(_run_units(units, teacher, judge, recipe, None, done, _Progress([], 0, enabled=False), {}))
+    results: list[dict[str, Any]] = []
+    for u in units:
+        r = done[u.unit_id]
+        results.extend({"kind": "sample", **c} for c in r.candidates)
+        results.extend({"kind": "reject", **rej} for rej in r.rejects)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------
+# Selection, validation and planning
+
+
+def _select(taxonomy: Path, leaves: list[Leaf] | None, base: str | None) -> list[Leaf]:
+    if leaves is None:
+        if not taxonomy.is_dir():
+            raise InputError(f"taxonomy folder not found: {taxonomy}", hint="pass the root folder of a taxonomy")
+        from graftlm.taxonomy.load import select_leaves
+
+        leaves = select_leaves(taxonomy, base=base)
+    if not leaves:
+        raise InputError(f"no leaves selected in {taxonomy}" + (f" (changed against {base})" if base else ""),
+                         hint="use `--base empty` for every leaf, or `--leaf NAME`; `graft taxonomy show` lists leaves")
+    for leaf in leaves:
+        seeds = leaf.knowledge_seeds if leaf.is_knowledge else leaf.skill_seeds
+        if not seeds:
+            raise InputError("leaf has no seed examples", location=Location(str(leaf.path), field="seed_examples"),
+                             hint="add seed examples (at least 5) to the leaf's qna.yaml")
+        if leaf.type is LeafType.GROUNDED_SKILL and any(not s.context for s in leaf.skill_seeds):
+            raise InputError("grounded skill leaf has a seed without context",
+                             location=Location(str(leaf.path), field="seed_examples[].context"),
+                             hint="give every seed of a grounded skill a context, or remove all contexts")
+        if leaf.is_knowledge and leaf.document is None:
+            raise InputError("knowledge leaf has no document", location=Location(str(leaf.path), field="document"),
+                             hint="add `document: {repo, commit, patterns}` to the leaf's qna.yaml")
+    return leaves
+
+
+def _token_counter(teacher: TeacherConfig) -> TokenCounter:
+    """The teacher's tokenizer when it is a local model, else a word-based estimate."""
+    spec = teacher.model.strip()
+    if spec.startswith(("fake", "http://", "https://")):
+        return word_estimate
+    try:
+        from graftlm.models import load_tokenizer
+
+        return tokenizer_counter(load_tokenizer(spec))
+    except Exception as e:  # a missing tokenizer only makes chunk sizes approximate
+        log.warning("cannot load the teacher's tokenizer (%s); chunk sizes are estimated from words", e)
+        return word_estimate
+
+
+def _hold_out(leaf: Leaf, cfg_seed: int, count: int, total: int) -> set[int]:
+    rng = random.Random(f"{cfg_seed}:{leaf.name}")
+    count = max(0, min(count, total - 1))
+    return set(rng.sample(range(total), count))
+
+
+def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate) -> LeafPlan:
+    """Set the leaf's eval items aside and list its units, with per-unit budgets that add up to about
+    `samples_per_leaf * oversample` candidates."""
+    cfg = recipe.generate
+    plan = LeafPlan(leaf)
+    want = math.ceil(cfg.samples_per_leaf * cfg.oversample)
+    if leaf.is_knowledge:
+        examples = []
+        for i, seed in enumerate(leaf.knowledge_seeds):
+            held = _hold_out(leaf, cfg.seed + i, cfg.eval_qas_per_seed, len(seed.qas))
+            kept = []
+            for j, qa in enumerate(seed.qas):
+                plan.seed_questions.append(qa.question)
+                if j in held:
+                    plan.eval_items.append(_eval_item(leaf, qa.question, qa.answer, None, i,
+                                                      {"seed_context": seed.context}))
+                else:
+                    kept.append({"question": qa.question, "answer": qa.answer})
+            examples.append({"seed": i, "context": seed.context, "qas": kept})
+        plan.chunks = _chunks(leaf, cfg.chunk_tokens, count)
+        per_chunk = max(1, math.ceil(want / max(1, len(plan.chunks))))
+        for c in plan.chunks:
+            chunk = {"chunk_id": c.chunk_id, "doc": c.doc, "doc_sha256": c.doc_sha256, "text": c.text}
+            shown = [examples[k] for k in rotate_examples(len(examples), c.index + len(plan.units), cfg.seeds_per_chunk)]
+            plan.units.append(Unit("knowledge", leaf, len(plan.units),
+                                   {"chunk": chunk, "examples": shown, "n_pairs": per_chunk}))
+        for c in plan.chunks:
+            chunk = {"chunk_id": c.chunk_id, "doc": c.doc, "doc_sha256": c.doc_sha256, "text": c.text}
+            for task in cfg.aux_tasks:
+                plan.units.append(Unit("aux", leaf, len(plan.units), {"chunk": chunk, "task": task}))
+        return plan
+
+    seeds = leaf.skill_seeds
+    held = _hold_out(leaf, cfg.seed, cfg.eval_seeds_per_leaf, len(seeds))
+    train = [(i, s) for i, s in enumerate(seeds) if i not in held]
+    for i, s in enumerate(seeds):
+        plan.seed_questions.append(s.question)
+        if i in held:
+            plan.eval_items.append(_eval_item(leaf, s.question, s.answer, s.context, i, {}))
+    if leaf.type is LeafType.GROUNDED_SKILL:
+        per_seed = max(1, math.ceil(want / (len(train) * cfg.questions_per_context)))
+        for i, s in train:
+            plan.units.append(Unit("grounded", leaf, len(plan.units), {
+                "seed": i, "question": s.question, "answer": s.answer, "context": s.context, "n_contexts": per_seed}))
+    else:
+        per_seed = max(1, math.ceil(want / len(train)))
+        for i, s in train:
+            plan.units.append(Unit("freeform", leaf, len(plan.units), {
+                "seed": i, "question": s.question, "answer": s.answer, "n_questions": per_seed}))
+    return plan
+
+
+def _eval_item(leaf: Leaf, question: str, answer: str, context: str | None, seed: int,
+               metadata: dict[str, Any], source: str = "seed") -> EvalItem:
+    return EvalItem(id=hash_obj([leaf.name, source, question])[:20], leaf=leaf.name, leaf_type=leaf.type.value,
+                    question=question, answer=answer, context=context, source=source,
+                    metadata={"seed": seed, **metadata})
+
+
+def _chunks(leaf: Leaf, max_tokens: int, count: TokenCounter) -> list[Chunk]:
+    from graftlm.taxonomy.documents import load_leaf_documents
+
+    docs = load_leaf_documents(leaf)
+    chunks: list[Chunk] = []
+    for doc in docs:
+        chunks.extend(chunk_document(doc.path, doc.sha256, doc.text, max_tokens, count))
+    if not chunks:
+        raise InputError("the leaf's documents hold no text", location=Location(str(leaf.path), field="document.patterns"),
+                         hint="check that document.patterns match Markdown or PDF files with text")
+    return chunks
+
+
+def _leaf_key(plan: LeafPlan) -> dict[str, Any]:
+    return {"name": plan.leaf.name, "units": [u.unit_id for u in plan.units],
+            "eval": [e.id for e in plan.eval_items]}
+
+
+def _taxonomy_commit(taxonomy: Path) -> str | None:
+    try:
+        res = subprocess.run(["git", "-C", str(taxonomy), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (res.stdout.strip() or None) if res.returncode == 0 else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Teachers and the concurrent run
+
+
+def build_teachers(recipe: Recipe, cache_path: Path) -> tuple[Teacher, Teacher]:
+    """Teacher and judge (the same object when the judge is the teacher), both behind the call cache."""
+    teacher = _build_one(recipe.teacher, cache_path)
+    if recipe.judge is None or recipe.judge == recipe.teacher:
+        return teacher, teacher
+    return teacher, _build_one(recipe.judge, cache_path)
+
+
+def _build_one(config: TeacherConfig, cache_path: Path) -> Teacher:
+    spec = config.model.strip()
+    if spec.startswith("fake:"):  # `fake:0.05`: the fake teacher with a latency, for tests and benches
+        from graftlm.teacher.fake import FakeTeacher
+
+        try:
+            latency = float(spec.split(":", 1)[1])
+        except ValueError:
+            raise ConfigError(f"bad fake teacher spec {spec!r}", hint="use `fake` or `fake:SECONDS`, e.g. fake:0.05",
+                              location=Location(field="teacher.model")) from None
+        return _cached(FakeTeacher(latency_s=latency), cache_path)
+    from graftlm.teacher.factory import make_teacher
+
+    try:
+        return make_teacher(config, cache_path=cache_path)
+    except ModuleNotFoundError as e:
+        if e.name != "graftlm.teacher.cache":
+            raise
+        log.warning("the call cache is not available; generation cannot resume unfinished units from it")
+        return make_teacher(config)
+
+
+def _cached(teacher: Teacher, cache_path: Path) -> Teacher:
+    try:
+        from graftlm.teacher.cache import CachedTeacher  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError:
+        return teacher
+    return CachedTeacher(teacher, cache_path)  # type: ignore[no-any-return,unused-ignore]
+
+
+async def _run_units(units: list[Unit], teacher: Teacher, judge: Teacher, recipe: Recipe, journal: Path | None,
+                     done: dict[str, UnitResult], bar: _Progress, pools: dict[str, Any]) -> None:
+    """Run every unit as its own task through one request pool; journal each as it finishes."""
+    teacher_pool = RequestPool(teacher, recipe.teacher.max_in_flight)
+    judge_pool = teacher_pool if judge is teacher else RequestPool(judge, recipe.judge_or_teacher.max_in_flight)
+    ctx = Context(recipe.generate, teacher_pool, judge_pool, teacher.model_id, judge.model_id, on_kept=bar.kept)
+    if journal is not None:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+
+    async def one(unit: Unit) -> None:
+        result = await RUNNERS[unit.kind](ctx, unit)
+        done[unit.unit_id] = result
+        if journal is not None:
+            append_jsonl(journal, result.to_json())
+        bar.unit_done(unit)
+
+    try:
+        tasks = [asyncio.create_task(one(u)) for u in units]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+    finally:
+        pools["teacher"] = teacher_pool.stats()
+        if judge_pool is not teacher_pool:
+            pools["judge"] = judge_pool.stats()
+        with contextlib.suppress(Exception):
+            await teacher.aclose()
+        if judge is not teacher:
+            with contextlib.suppress(Exception):
+                await judge.aclose()
+
+
+def read_journal(path: Path) -> dict[str, UnitResult]:
+    """Finished units from the journal. A half-written last line (a kill mid-append) is cut off so the
+    next append starts on a fresh line."""
+    import json
+
+    if not path.is_file():
+        return {}
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    done: dict[str, UnitResult] = {}
+    for line in data[:end].decode("utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            result = UnitResult.from_json(json.loads(line))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.warning("skipping a damaged line in %s", path)
+            continue
+        done[result.unit_id] = result
+    return done
+
+
+class _Progress:
+    """One tqdm bar (samples kept, rate, ETA) and a status line per leaf when its last unit finishes."""
+
+    def __init__(self, plans: list[LeafPlan], target: int, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.remaining = Counter(p.leaf.name for p in plans for _ in p.units)
+        self.kept_by_leaf: Counter[str] = Counter()
+        self.target = target
+        self.bar: Any = None
+        if enabled and plans:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=target * len(plans), unit="sample", desc="generate", file=sys.stderr,
+                            dynamic_ncols=True, disable=None)
+
+    def kept(self, leaf: str) -> None:
+        self.kept_by_leaf[leaf] += 1
+        if self.bar is not None and self.kept_by_leaf[leaf] <= self.target:
+            self.bar.update(1)
+
+    def unit_done(self, unit: Unit) -> None:
+        self.remaining[unit.leaf.name] -= 1
+        if self.remaining[unit.leaf.name] == 0 and self.enabled:
+            line = f"leaf {unit.leaf.name}: done, {self.kept_by_leaf[unit.leaf.name]} candidates passed the judges"
+            if self.bar is not None:
+                self.bar.write(line, file=sys.stderr)
+            else:
+                log.info(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Finishing: dedup, eval split, cap, write
+
+
+def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], done: dict[str, UnitResult],
+           input_hash: str, teacher_id: str, judge_id: str, pools: dict[str, Any]) -> Path:
+    """Turn the finished units into the output files; `manifest.json` last."""
+    cfg = recipe.generate
+    train: list[dict[str, Any]] = []
+    evals: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    chunks: list[dict[str, Any]] = []
+    accounts: dict[str, LeafAccount] = {}
+    warnings: list[str] = []
+    for plan in plans:
+        leaf = plan.leaf
+        acc = accounts[leaf.name] = LeafAccount(leaf.type.value, leaf.branch)
+        results = [done[u.unit_id] for u in plan.units if u.unit_id in done]
+        missing = len(plan.units) - len(results)
+        if missing:
+            raise StageError(f"{missing} units of leaf {leaf.name} did not finish",
+                             hint="rerun the same command to resume")
+        for r in results:
+            acc.generated += r.generated
+            for rej in r.rejects:
+                acc.reject(rej["stage"], rej["reason"])
+                rejects.append(rej)
+        kept, leaf_rejects, leaf_evals = select_leaf(plan, results, cfg, acc)
+        rejects.extend(leaf_rejects)
+        train.extend(kept)
+        evals.extend(e.to_json() for e in plan.eval_items)
+        evals.extend(leaf_evals)
+        chunks.extend(c.to_json(leaf.name) for c in plan.chunks)
+        if (warning := acc.warning(leaf.name)) is not None:
+            warnings.append(warning)
+            log.warning(warning)
+
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "eval.jsonl", evals)
+    write_jsonl(out / "rejects.jsonl", rejects)
+    write_jsonl(out / "chunks.jsonl", chunks)
+    if not train:
+        log.warning("generate produced no training samples for any leaf")
+    manifest = {
+        "stage": "generate",
+        "input_hash": input_hash,
+        "teacher": teacher_id,
+        "judge": judge_id,
+        "taxonomy": str(taxonomy),
+        "taxonomy_commit": _taxonomy_commit(taxonomy),
+        "config": cfg.model_dump(mode="json"),
+        "files": {"train": "train.jsonl", "eval": "eval.jsonl", "rejects": "rejects.jsonl", "chunks": "chunks.jsonl"},
+        "leaves": {name: a.to_json() for name, a in accounts.items()},
+        "counts": {"train": len(train), "eval": len(evals), "rejects": len(rejects), "chunks": len(chunks),
+                   "generated": sum(a.generated for a in accounts.values()),
+                   "duplicates": sum(a.duplicates for a in accounts.values())},
+        "calls": pools,
+        "warnings": warnings,
+    }
+    write_manifest(out, manifest)
+    return out
+
+
+def _round_robin(results: list[UnitResult], keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """Candidates interleaved over units (first of each unit, then second, ...), so a cap is fair to seeds."""
+    lists = [[c for c in r.candidates if keep(c)] for r in results]
+    out: list[dict[str, Any]] = []
+    for i in range(max((len(x) for x in lists), default=0)):
+        out.extend(x[i] for x in lists if i < len(x))
+    return out
+
+
+def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: Any,
+                acc: LeafAccount) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Dedup against seeds, held-out items and earlier candidates; move a share to eval; cap at target."""
+    leaf = plan.leaf
+    index = NearDuplicateIndex(cfg.dedup_threshold)
+    for i, q in enumerate(plan.seed_questions):
+        index.add(f"seed:{i}", q)
+    for e in plan.eval_items:
+        index.add(f"eval:{e.id}", e.question)
+    rejects: list[dict[str, Any]] = []
+    unique: list[dict[str, Any]] = []
+    for cand in _round_robin(results, lambda c: c["metadata"]["task"] in ("qa", "skill")):
+        question = cand["metadata"].get("question") or cand["messages"][1]["content"]
+        hit = index.match(question)
+        if hit is not None:
+            kind = hit[0].split(":", 1)[0] if hit[0].startswith(("seed:", "eval:")) else "generated"
+            acc.duplicates += 1
+            rejects.append({"leaf": leaf.name, "stage": "dedup", "reason": f"near_{kind}", "text": question,
+                            "similar_to": hit[0], "similarity": round(hit[1], 3), "sample_id": cand["id"]})
+            continue
+        index.add(cand["id"], question)
+        unique.append(cand)
+
+    rng = random.Random(f"{cfg.seed}:eval:{leaf.name}")
+    n_eval = int(len(unique) * cfg.eval_generated_share)
+    eval_ids = {c["id"] for c in rng.sample(unique, n_eval)} if n_eval else set()
+    evals: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    for cand in unique:
+        meta = cand["metadata"]
+        if cand["id"] in eval_ids:
+            item = _eval_item(leaf, meta.get("question") or cand["messages"][1]["content"], cand["messages"][2]["content"],
+                              meta.get("context"), meta.get("seed") if isinstance(meta.get("seed"), int) else -1,
+                              {"sample_id": cand["id"], "chunk_id": meta.get("chunk_id"), "scores": meta.get("scores")},
+                              source="generated")
+            evals.append(item.to_json())
+            continue
+        if len(kept) >= cfg.samples_per_leaf:
+            acc.reject("select", "over_target")
+            rejects.append({"leaf": leaf.name, "stage": "select", "reason": "over_target",
+                            "text": meta.get("question", ""), "sample_id": cand["id"]})
+            continue
+        kept.append(cand)
+    acc.eval_generated = len(evals)
+    acc.eval_items = len(plan.eval_items) + len(evals)
+    for r in results:
+        kept.extend(c for c in r.candidates if c["metadata"]["task"] not in ("qa", "skill"))
+    acc.kept = len(kept)
+    acc.by_task.update(c["metadata"]["task"] for c in kept)
+    return kept, rejects, evals
+

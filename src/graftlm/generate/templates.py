@@ -1,0 +1,49 @@
+"""The one templating layer: every teacher prompt is a Jinja file in `prompts/`, rendered here."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from graftlm.teacher.base import Message
+
+SYSTEM = "You are a careful assistant that writes training data. Follow the requested format exactly."
+"""The system message of every generation prompt."""
+
+TEMPLATES = (
+    "freeform_questions",
+    "grounded_contexts",
+    "grounded_questions",
+    "judge_question",
+    "answer",
+    "rate_pair",
+    "knowledge_qa",
+    "judge_knowledge",
+    "aux_detailed_summary",
+    "aux_extractive_summary",
+    "aux_atomic_facts",
+)
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("graftlm.generate", "prompts"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        autoescape=False,
+    )
+
+
+def render_text(name: str, **variables: Any) -> str:
+    """The user message of prompt `name` (a file `prompts/<name>.j2`)."""
+    text = _env().get_template(f"{name}.j2").render(**variables)
+    return text.strip() + "\n"
+
+
+def render(name: str, **variables: Any) -> list[Message]:
+    """Chat messages (system + user) for prompt `name`."""
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": render_text(name, **variables)}]
