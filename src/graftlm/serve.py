@@ -91,8 +91,10 @@ def create_app(teacher: LocalTeacher, *, api_key: str | None = None, max_body_by
         return error(405, f"method {request.method} not allowed on {request.url.path}", code="method_not_allowed")
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, Any]:
+        """Liveness, plus how the batcher has been working (generate calls and rows so far)."""
+        sizes = list(teacher.batcher.batch_sizes)
+        return {"status": "ok", "model": teacher.model_id, "generate_calls": len(sizes), "rows": sum(sizes)}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

@@ -1,0 +1,126 @@
+"""LocalTeacher on the tiny random model: batching, sampling options, stop strings, context limits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graftlm.config.teacher import TeacherConfig
+from graftlm.errors import TeacherError
+from graftlm.teacher.base import SamplingOptions
+from graftlm.teacher.batching import Batcher
+from graftlm.teacher.factory import make_teacher
+from graftlm.teacher.local import LocalTeacher, truncate_at_stop
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_model: Path) -> Any:
+    torch.set_num_threads(2)
+    t = make_teacher(TeacherConfig(model=str(tiny_model), device="cpu", dtype="float32", max_in_flight=16))
+    assert isinstance(t, LocalTeacher)
+    yield t
+    asyncio.run(t.aclose())
+
+
+def q(i: int) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Question number {i}?"}]
+
+
+def test_concurrent_requests_are_batched(teacher: LocalTeacher) -> None:
+    before = teacher.batcher.calls
+
+    async def work() -> Any:
+        return await asyncio.gather(*[teacher.chat(q(i), SamplingOptions(max_tokens=6)) for i in range(12)])
+
+    results = asyncio.run(work())
+    calls = teacher.batcher.calls - before
+    assert len(results) == 12 and all(len(r.completions) == 1 for r in results)
+    assert calls < 12  # batching actually batched
+    assert sum(teacher.batcher.batch_sizes[before:]) == 12
+    for r in results:
+        assert r.usage.prompt_tokens > 0 and 0 < r.usage.completion_tokens <= 6
+        assert r.completions[0].finish_reason in ("stop", "length")
+
+
+def test_greedy_is_deterministic_and_seeded_sampling_reproducible(teacher: LocalTeacher) -> None:
+    greedy = SamplingOptions(max_tokens=8)
+    a = teacher.chat_sync(q(1), greedy)
+    b = teacher.chat_sync(q(1), greedy)
+    assert a.texts == b.texts
+    sampled = SamplingOptions(max_tokens=12, temperature=1.0, n=4, seed=11)
+    s1 = teacher.chat_sync(q(1), sampled)
+    s2 = teacher.chat_sync(q(1), sampled)
+    assert s1.texts == s2.texts and len(s1.texts) == 4
+    assert len(set(s1.texts)) > 1  # n samples differ from each other
+    other = teacher.chat_sync(q(1), SamplingOptions(max_tokens=12, temperature=1.0, n=4, seed=12))
+    assert other.texts != s1.texts
+
+
+def test_tiny_top_p_is_greedy(teacher: LocalTeacher) -> None:
+    greedy = teacher.chat_sync(q(2), SamplingOptions(max_tokens=8))
+    nucleus = teacher.chat_sync(q(2), SamplingOptions(max_tokens=8, temperature=1.5, top_p=1e-6, n=3, seed=1))
+    assert nucleus.texts == greedy.texts * 3
+
+
+def test_max_tokens_and_stop_strings(teacher: LocalTeacher) -> None:
+    sampled = SamplingOptions(max_tokens=16, temperature=1.0, seed=5)
+    full = teacher.chat_sync(q(3), sampled)
+    assert full.completions[0].finish_reason == "length" and full.usage.completion_tokens == 16
+    text = full.texts[0]
+    stop = text[len(text) // 2:len(text) // 2 + 2]
+    assert stop.strip(), f"tiny model produced too little text: {text!r}"
+    cut = teacher.chat_sync(q(3), replace(sampled, stop=(stop, "never-there")))
+    assert cut.texts[0] == text[:text.find(stop)]
+    assert cut.completions[0].finish_reason == "stop"
+    assert cut.usage.completion_tokens <= full.usage.completion_tokens
+
+
+def test_truncate_at_stop() -> None:
+    assert truncate_at_stop("a, b. c", (".", ",")) == ("a", True)
+    assert truncate_at_stop("abc", ("x",)) == ("abc", False)
+    assert truncate_at_stop("abc", ("",)) == ("abc", False)
+
+
+def test_prompt_over_context_is_clear_error(tmp_path: Path) -> None:
+    from graftlm.testing.tiny import build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "short", max_positions=64)
+    small = LocalTeacher.from_config(TeacherConfig(model=str(folder), device="cpu", dtype="float32"))
+    try:
+        with pytest.raises(TeacherError) as err:
+            small.chat_sync([{"role": "user", "content": "word " * 200}], SamplingOptions())
+        assert "context of 64 tokens" in err.value.message and err.value.hint
+        # A prompt that fits gets its answer clipped to the room left, not an error.
+        ok = small.chat_sync([{"role": "user", "content": "hi"}], SamplingOptions(max_tokens=500))
+        assert ok.usage.prompt_tokens + ok.usage.completion_tokens <= 64
+    finally:
+        asyncio.run(small.aclose())
+
+
+def test_batcher_groups_waiting_rows_and_reports_errors() -> None:
+    gate = threading.Event()
+
+    def run_batch(rows: list[int]) -> list[int]:
+        gate.wait(5)
+        if -1 in rows:
+            raise ValueError("bad row")
+        return [r * 10 for r in rows]
+
+    batcher: Batcher[int, int] = Batcher(run_batch, max_batch=4, wait_s=0.001)
+    futures = [batcher.submit([i]) for i in range(9)]
+    time.sleep(0.05)
+    gate.set()
+    assert [f.result(5) for f in futures] == [[i * 10] for i in range(9)]
+    assert all(size <= 4 for size in batcher.batch_sizes) and batcher.calls < 9
+    with pytest.raises(ValueError, match="bad row"):
+        batcher.run_sync([-1])
+    assert batcher.run_sync([2, 3]) == [20, 30]  # the worker survived the failure
+    batcher.close()
