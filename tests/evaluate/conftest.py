@@ -91,3 +91,66 @@ def generate_dir(tmp_path: Path) -> Path:
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def make_scores(n_knowledge: int = len(FACTS)) -> dict[str, Any]:
+    """scores.json as `run_eval` builds it, from answers where the trained model knows the facts and the
+    base model does not, skills unchanged, and one unparsable judgment."""
+    from graftlm.config import recipe_from_dict
+    from graftlm.evaluate.judge import parse_knowledge_judgment, parse_score_judgment
+    from graftlm.evaluate.qa import ItemResult
+    from graftlm.evaluate.run import build_scores
+
+    results = []
+    for i, (q, a) in enumerate(FACTS[:n_knowledge]):
+        r = ItemResult(EvalItem(id=f"k{i}", leaf=KNOWLEDGE_LEAF, leaf_type="knowledge", question=q, answer=a))
+        r.answers = {"trained": a, "base": "I do not know."}
+        r.judgments = {"trained": parse_knowledge_judgment("Matches. Verdict: correct\nRating: [[9]]"),
+                       "base": parse_knowledge_judgment("No fact. Verdict: incorrect\nRating: [[2]]" if i else "???")}
+        r.score_metrics()
+        results.append(r)
+    for i, (q, a) in enumerate(HAIKU):
+        r = ItemResult(EvalItem(id=f"s{i}", leaf=SKILL_LEAF, leaf_type="freeform_skill", question=q, answer=a))
+        r.answers = {"trained": "A haiku.", "base": "A haiku."}
+        r.judgments = {"trained": parse_score_judgment(f"Rating: [[{5 + i % 2}]]"),
+                       "base": parse_score_judgment(f"Rating: [[{6 - i % 2}]]")}
+        results.append(r)
+    mt_rows = [{"question": {"question_id": 81 + i, "category": "writing", "turns": ["a", "b"]},
+                "answers": {"trained": ["x", "y"], "base": ["x", "y"]},
+                "judgments": {"trained": [parse_score_judgment("[[6]]"), parse_score_judgment("[[5]]")],
+                              "base": [parse_score_judgment("[[6]]"), parse_score_judgment("[[6]]")]}}
+               for i in range(6)]
+    drift_rows = [{"kl": 0.02 + 0.001 * i, "nll_base": 2.0 + 0.1 * i, "nll_trained": 2.05 + 0.1 * i} for i in range(16)]
+    recipe = recipe_from_dict({"eval": {"bootstrap_samples": 200}})
+    scores = build_scores({"trained": "runs/demo/train/skills/checkpoints/step-40", "base": "default"}, results,
+                          mt_rows, [], drift_rows, {}, recipe, judged=True, skipped=[])
+    scores["judge"] = "default"
+    return scores
+
+
+def make_run_dir(root: Path, parts: tuple[str, ...] = ("generate", "train", "eval")) -> Path:
+    """A run folder with fabricated but realistic stage outputs (only the named parts)."""
+    from graftlm.artifacts import append_jsonl, write_json
+
+    root.mkdir(parents=True, exist_ok=True)
+    if "generate" in parts:
+        make_generate_dir(root / "generate")
+    if "train" in parts:
+        phases = ["knowledge-1", "skills"]
+        for p, name in enumerate(phases):
+            d = root / "train" / name
+            d.mkdir(parents=True, exist_ok=True)
+            for step in range(1, 41):
+                append_jsonl(d / "metrics.jsonl", {
+                    "phase": name, "step": step, "epoch": 1 + (step - 1) // 10, "samples_seen": step * 8,
+                    "loss": 2.5 / (1 + 0.05 * step) + 0.3 * p, "lr": 2e-5 * min(1.0, step / 10),
+                    "grad_norm": 1.0, "tokens_per_s": 900.0, "time": 1700000000 + step})
+            cks = [{"path": str(d / "checkpoints" / f"step-{s}"), "step": s, "samples_seen": s * 8,
+                    "epoch": s // 10, "score": sc} for s, sc in ((10, 0.21), (20, 0.34), (30, 0.39), (40, 0.37))]
+            write_manifest(d, {"phase": name, "checkpoints": cks, "selected": cks[2]["path"]})
+        write_manifest(root / "train", {"phases": phases, "base_model": "default",
+                                        "final_model": str(root / "train" / "skills" / "checkpoints" / "step-30")})
+    if "eval" in parts:
+        write_json(root / "eval" / "scores.json", make_scores())
+        write_manifest(root / "eval", {"stage": "eval"})
+    return root

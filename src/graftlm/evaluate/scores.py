@@ -92,7 +92,7 @@ def verdict(kind: str, evaluators: dict[str, Any]) -> dict[str, Any]:
     base = entry["base"]
     ci = diff.get("ci") or [None, None]
     nums = (f"{_fmt(base['mean'])} -> {_fmt(trained['mean'])} {name}; difference {_sign(diff['diff'])} "
-            f"(95% CI {_fmt(ci[0])} to {_fmt(ci[1])}, p = {_fmt(diff['p_value'], 3)}, n = {diff['n']})")
+            f"(95% CI {_fmt(ci[0])} to {_fmt(ci[1])}, {_p(diff['p_value'])}, n = {diff['n']})")
     answer = {"better": "yes", "worse": "worse", "not significant": "not significant"}.get(diff["verdict"], "no data")
     text = {
         "yes": f"Yes, it learned: {nums}.",
@@ -106,6 +106,12 @@ def verdict(kind: str, evaluators: dict[str, Any]) -> dict[str, Any]:
 
 def _fmt(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _p(x: float | None) -> str:
+    if x is None:
+        return "p n/a"
+    return "p < 0.001" if x < 0.001 else f"p = {x:.3f}"
 
 
 def _sign(x: float | None) -> str:
