@@ -772,8 +772,11 @@ def final_model_path(run_dir: Path) -> Path:
         raise InputError(f"{run_dir} has no finished training ({train_dir / MANIFEST} missing or without final_model)",
                          hint=f"finish the run first: `graft run TAXONOMY --recipe RECIPE --out {run_dir}`")
     path = Path(str(manifest["final_model"]))
-    if not path.is_absolute() and not path.exists():
+    if not path.is_absolute():
         path = train_dir / path
+    elif not path.exists() and "train" in path.parts:  # the run directory was moved or copied
+        parts = path.parts
+        path = train_dir.joinpath(*parts[len(parts) - parts[::-1].index("train"):])
     if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
         raise InputError(f"the final model {path} named by {train_dir / MANIFEST} is not a model folder",
                          hint="delete the train folder and rerun `graft run` to retrain")
@@ -835,30 +838,36 @@ def _fmt_num(value: Any) -> str:
 
 
 def eval_rows(scores: dict[str, Any]) -> list[list[str]]:
-    """Rows (leaf or suite, metric, n, base, trained, difference, p) from `eval/scores.json`."""
+    """Rows (leaf or suite, metric, n, base, trained, difference with CI, p, verdict) from `eval/scores.json`:
+    every node holding `base` and `trained` results is one row."""
     rows: list[list[str]] = []
 
-    def walk(name: str, node: Any) -> None:
+    def mean(node: Any) -> Any:
+        return node.get("mean") if isinstance(node, dict) else node
+
+    def walk(path: list[str], node: Any) -> None:
         if not isinstance(node, dict):
             return
-        if "base" in node or "trained" in node:
-            base, trained = node.get("base"), node.get("trained")
-            b = base.get("mean") if isinstance(base, dict) else base
-            t = trained.get("mean") if isinstance(trained, dict) else trained
-            n = node.get("n") or (trained.get("n") if isinstance(trained, dict) else None)
-            diff = node.get("diff") or node.get("delta")
-            d = diff.get("mean") if isinstance(diff, dict) else diff
+        if "base" in node and "trained" in node:
+            b, t = mean(node["base"]), mean(node["trained"])
+            diff = node.get("diff")
+            d = diff.get("diff", diff.get("mean")) if isinstance(diff, dict) else diff
             if d is None and isinstance(b, (int, float)) and isinstance(t, (int, float)):
                 d = t - b
-            p = node.get("p_value") or (diff.get("p_value") if isinstance(diff, dict) else None)
-            leaf, _, metric = name.rpartition(" / ")
-            rows.append([leaf or name, metric if leaf else "", _fmt_num(n), _fmt_num(b), _fmt_num(t),
-                         _fmt_num(d), _fmt_num(p)])
+            ci = diff.get("ci") if isinstance(diff, dict) else None
+            d_text = _fmt_num(d) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else "")
+            n = node.get("n") or (node["trained"].get("n") if isinstance(node["trained"], dict) else None)
+            p = diff.get("p_value") if isinstance(diff, dict) else node.get("p_value")
+            verdict = diff.get("verdict", "") if isinstance(diff, dict) else ""
+            where = [x for x in path[:-1] if x not in ("leaves", "evaluators")]
+            rows.append([" / ".join(where) or "-", path[-1] if path else "-", _fmt_num(n), _fmt_num(b), _fmt_num(t),
+                         d_text, _fmt_num(p), str(verdict)])
             return
         for key, child in node.items():
-            walk(f"{name} / {key}" if name else str(key), child)
+            if key not in ("models", "judge", "skipped"):
+                walk([*path, str(key)], child)
 
-    walk("", scores)
+    walk([], scores)
     return rows
 
 
@@ -873,7 +882,7 @@ def model_card(run_dir: Path, model_dir: Path) -> str:
     base = str(train.get("base_model") or "unknown")
     lines = ["---", "library_name: transformers", "tags: [graftlm, lab, instructlab-taxonomy]", "---", "",
              f"# {run_dir.resolve().name}", "",
-             f"Fine-tuned from `{base}` by [graftlm](https://github.com/) with the LAB method "
+             f"Fine-tuned from `{base}` by graftlm with the LAB method "
              "(taxonomy -> synthetic data -> multi-phase training with replay -> evaluation).", ""]
     leaves = gen.get("leaves") or {}
     lines += ["## Taxonomy leaves", ""]
@@ -907,7 +916,8 @@ def model_card(run_dir: Path, model_dir: Path) -> str:
     lines += ["", "## Evaluation (base vs trained)", ""]
     rows = eval_rows(scores) if isinstance(scores, dict) else []
     if rows:
-        lines.append(_md_table(["leaf / suite", "metric", "n", "base", "trained", "difference", "p"], rows))
+        lines.append(_md_table(["leaf / suite", "metric", "n", "base", "trained", "difference [95% CI]", "p",
+                                "verdict"], rows))
     else:
         lines.append("(no evaluation found)")
     lines += ["", f"Exported from `{model_dir}`.", ""]
