@@ -52,31 +52,28 @@ def _err(leaf: Leaf, message: str, field: str, hint: str | None = None) -> Docum
 
 
 def resolve_repo(leaf: Leaf) -> tuple[str, bool]:
-    """The repository to fetch from and whether it is a local path. Raises DocumentError for anything
-    that is not an https/ssh URL, an scp-like `git@host:path`, or a local path."""
+    """The repository to fetch from (local paths made absolute) and whether it is a local path. Raises
+    DocumentError for anything that is not an https/ssh URL, an scp-like `git@host:path`, or a path."""
     assert leaf.document is not None
     spec = leaf.document.repo.strip()
     hint = ("use an https:// or ssh:// URL, git@host:path, or a path to a local git repository "
             "(absolute or relative to the qna.yaml's folder)")
     if not spec or spec.startswith("-") or any(ord(c) < 32 for c in spec):
-        raise _err(leaf, f"document.repo {spec!r} is not a repository", "document.repo", hint)
+        raise _err(leaf, f"{spec!r} is not a repository", "document.repo", hint)
     lower = spec.lower()
     if lower.startswith(("https://", "ssh://")):
         host = spec.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
         if not host or host.startswith("-"):
-            raise _err(leaf, f"document.repo {spec!r} has no valid host", "document.repo", hint)
+            raise _err(leaf, f"{spec!r} has no valid host", "document.repo", hint)
         return spec, False
     if _SCP_LIKE.match(spec) and "::" not in spec:
         return spec, False
     if "://" in spec or "::" in spec or ":" in spec.split("/")[0]:
-        raise _err(leaf, f"document.repo {spec!r} uses a transport graftlm does not accept", "document.repo", hint)
+        raise _err(leaf, f"{spec!r} uses a transport graftlm does not accept", "document.repo", hint)
     path = Path(spec).expanduser()
     if not path.is_absolute():
         path = Path(leaf.path).parent / path
-    path = path.resolve()
-    if not path.is_dir():
-        raise _err(leaf, f"document.repo: the local repository {path} does not exist", "document.repo", hint)
-    return str(path), True
+    return str(path.resolve()), True
 
 
 def _git(args: list[str], cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -100,7 +97,7 @@ def fetch_repo(leaf: Leaf, cache_dir: Path | None = None) -> Path:
         raise _err(leaf, "this leaf has no document", "document")
     commit = leaf.document.commit.strip()
     if not _COMMIT.match(commit):
-        raise _err(leaf, f"document.commit {commit!r} is not a commit hash", "document.commit",
+        raise _err(leaf, f"{commit!r} is not a commit hash", "document.commit",
                    "write the full 40-character SHA of the commit (git rev-parse HEAD in that repository)")
     source, _local = resolve_repo(leaf)
     cache = Path(cache_dir) if cache_dir is not None else cache_root()
@@ -108,6 +105,9 @@ def fetch_repo(leaf: Leaf, cache_dir: Path | None = None) -> Path:
     dest = cache / key
     if (dest / ".git").is_dir():
         return dest  # a finished clone: moved into place only when complete
+    if _local and not Path(source).is_dir():
+        raise _err(leaf, f"the local repository {source} does not exist", "document.repo",
+                   "write a path to a git repository, absolute or relative to the qna.yaml's folder")
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{key}.tmp-"))
     try:
@@ -175,23 +175,23 @@ def match_patterns(leaf: Leaf, repo: Path) -> list[tuple[int, Path]]:
         pat = pattern.strip()
         parts = Path(pat).parts
         if not pat or pat.startswith(("/", "~")) or Path(pat).is_absolute() or ".." in parts or "\\" in pat:
-            raise _err(leaf, f"{field} {pattern!r} points outside the repository", field,
+            raise _err(leaf, f"{pattern!r} points outside the repository", field,
                        "write a pattern relative to the repository root, e.g. `docs/*.md`")
         if ".git" in parts:
-            raise _err(leaf, f"{field} {pattern!r} points into .git", field)
+            raise _err(leaf, f"{pattern!r} points into .git", field)
         matches = []
         for m in sorted(root.glob(pat)):
             if ".git" in m.relative_to(root).parts or m.is_dir():
                 continue
             real = m.resolve()
             if not _inside(real, root) or (m.is_symlink() and ".git" in real.relative_to(root).parts):
-                raise _err(leaf, f"{field}: {m.relative_to(root)} is a symlink that leads outside the repository",
+                raise _err(leaf, f"{m.relative_to(root)} is a symlink that leads outside the repository",
                            field, "documents must be files inside the repository")
             if not real.is_file():
                 continue
             matches.append(m)
         if not matches:
-            raise _err(leaf, f"{field} {pattern!r} matches no file in {leaf.document.repo} at commit "
+            raise _err(leaf, f"{pattern!r} matches no file in {leaf.document.repo} at commit "
                              f"{leaf.document.commit[:12]}", field,
                        "check the pattern against the files of that commit (git ls-tree -r --name-only COMMIT)")
         for m in matches:
@@ -252,7 +252,7 @@ def load_leaf_documents(leaf: Leaf, cache_dir: Path | None = None) -> list[Docum
         rel = f.relative_to(repo).as_posix()
         fmt = doc_format(f)
         if fmt is None:
-            raise _err(leaf, f"{field} matches {rel}, which is neither Markdown nor PDF nor text", field,
+            raise _err(leaf, f"{rel} matches, but it is neither Markdown nor PDF nor text", field,
                        "narrow the pattern to .md, .pdf or .txt files")
         size = f.stat().st_size
         if size > MAX_DOCUMENT_BYTES:
@@ -260,9 +260,9 @@ def load_leaf_documents(leaf: Leaf, cache_dir: Path | None = None) -> list[Docum
         try:
             text = extract_text(f, fmt)
         except DocumentError as e:
-            raise _err(leaf, f"{field}: {rel}: {e.message}", field, e.hint) from None
+            raise _err(leaf, f"{rel}: {e.message}", field, e.hint) from None
         if not text.strip():
-            raise _err(leaf, f"{field}: {rel} has no text (a scanned PDF without a text layer?)", field,
+            raise _err(leaf, f"{rel} has no text (a scanned PDF without a text layer?)", field,
                        "use a document with extractable text")
         h = hashlib.sha256(f.read_bytes()).hexdigest()
         docs.append(Document(path=rel, text=text, sha256=h, format=fmt, repo=leaf.document.repo, commit=leaf.document.commit))
