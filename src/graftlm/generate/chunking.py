@@ -106,39 +106,37 @@ def _split_large(text: str, max_tokens: int, count: TokenCounter) -> list[str]:
 
 
 def chunk_text(text: str, max_tokens: int = 500, count: TokenCounter = word_estimate) -> list[str]:
-    """Chunks of `text`, each at most `max_tokens` (except a single indivisible word run)."""
-    chunks: list[list[str]] = []
-    sizes: list[int] = []
-    current: list[str] = []
-    size = 0
+    """Chunks of `text`, each at most `max_tokens` (except a single indivisible word run). A heading is
+    never left at the end of a chunk: it moves on with the section it introduces."""
+    chunks: list[str] = []
+    current: list[tuple[bool, str, int]] = []  # (is_heading, piece, tokens)
+
+    def size() -> int:
+        return sum(n for _, _, n in current)
+
     for is_heading, block in blocks(text):
-        for piece in _split_large(block, max_tokens, count):
+        queue = _split_large(block, max_tokens, count)
+        while queue:
+            piece = queue.pop(0)
             n = count(piece)
-            starts_section = is_heading and size >= max_tokens // 4
-            if current and (size + n > max_tokens or starts_section):
-                chunks.append(current)
-                sizes.append(size)
-                current, size = [], 0
-            current.append(piece)
-            size += n
+            starts_section = is_heading and size() >= max_tokens // 4
+            if current and (size() + n > max_tokens or starts_section):
+                carry: list[tuple[bool, str, int]] = []
+                while current and current[-1][0]:
+                    carry.insert(0, current.pop())
+                if current:
+                    chunks.append("\n\n".join(p for _, p, _ in current))
+                current = carry
+                room = max_tokens - size()
+                if current and n > room and room >= max_tokens // 4:
+                    # the section's first piece does not fit beside its heading: split it to fit
+                    queue = _split_large(piece, room, count) + queue
+                    piece = queue.pop(0)
+                    n = count(piece)
+            current.append((is_heading, piece, n))
     if current:
-        chunks.append(current)
-        sizes.append(size)
-    # A chunk that is only headings adds nothing on its own: merge it into the next one.
-    out: list[str] = []
-    carry = ""
-    for parts in chunks:
-        body = "\n\n".join(parts)
-        if all(_HEADING.match(p) for p in parts):
-            carry = (carry + "\n\n" + body).strip()
-            continue
-        out.append((carry + "\n\n" + body).strip() if carry else body)
-        carry = ""
-    if carry and out:
-        out[-1] = out[-1] + "\n\n" + carry
-    elif carry:
-        out.append(carry)
-    return out
+        chunks.append("\n\n".join(p for _, p, _ in current))
+    return chunks
 
 
 def chunk_document(doc_path: str, doc_sha256: str, text: str, max_tokens: int = 500,

@@ -72,8 +72,12 @@ class LeafPlan:
 
 
 def run_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf] | None = None,
-                 base: str | None = None, progress: bool = True) -> Path:
-    """Generate training and eval data for the selected leaves into `out`; returns `out`."""
+                 base: str | None = None, progress: bool = True, teacher: Teacher | None = None,
+                 judge: Teacher | None = None) -> Path:
+    """Generate training and eval data for the selected leaves into `out`; returns `out`.
+
+    `teacher`/`judge` replace the ones the recipe names (tests and benchmarks pass their own); they
+    are wrapped with the call cache like the recipe's."""
     taxonomy, out = Path(taxonomy), Path(out)
     cfg = recipe.generate
     leaves = _select(taxonomy, leaves, base)
@@ -98,7 +102,12 @@ def run_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf
     if done:
         log.info("generate: resuming, %d units finished before, %d to go", len(done), len(pending))
 
-    teacher, judge = build_teachers(recipe, out / CALLS)
+    if teacher is None:
+        teacher, judge = build_teachers(recipe, out / CALLS)
+    else:
+        teacher = _cached(teacher, out / CALLS)
+        judge = teacher if judge is None else _cached(judge, out / CALLS)
+    assert judge is not None
     bar = _Progress(plans, cfg.samples_per_leaf, enabled=progress)
     pools: dict[str, Any] = {}
     try:
@@ -111,14 +120,15 @@ def run_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf
 
 def preview_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf] | None = None,
                      base: str | None = None) -> list[dict[str, Any]]:
-    """A handful of samples (with scores) and rejects for the first selected leaf, fast: the first units
-    only, no output files except the call cache. Returns the kept samples and rejects as dicts."""
+    """A handful of samples (with scores) and rejects for the first selected leaf, fast: a budget of
+    `preview_samples` candidates over at most that many units, no output files except the call cache. Returns the kept samples and rejects as dicts."""
     taxonomy, out = Path(taxonomy), Path(out)
     leaves = _select(taxonomy, leaves, base)[:1]
     cfg = recipe.generate.model_copy(update={"samples_per_leaf": recipe.generate.preview_samples, "oversample": 1.0})
     recipe = recipe.model_copy(update={"generate": cfg})
     plan = plan_leaf(leaves[0], recipe, _token_counter(recipe.teacher))
-    units = [u for u in plan.units if u.kind != "aux"][:1] + [u for u in plan.units if u.kind == "aux"][:1]
+    n = cfg.preview_samples
+    units = [u for u in plan.units if u.kind != "aux"][:n] + [u for u in plan.units if u.kind == "aux"][:1]
     out.mkdir(parents=True, exist_ok=True)
     teacher, judge = build_teachers(recipe, out / CALLS)
     done: dict[str, UnitResult] = {}

@@ -1,0 +1,38 @@
+"""Templates render, and the fake teacher recognises every generation prompt (and only those)."""
+
+from __future__ import annotations
+
+from graftlm.generate import fake_responses
+from graftlm.generate.templates import TEMPLATES, render, render_text
+from graftlm.teacher.base import SamplingOptions
+
+VARS = {
+    "task": "Write polite requests.", "seed_question": "Ask a neighbour to trim a hedge.",
+    "seed_answer": "Dear neighbour, ...", "seed_context": "A passage.", "context": "A passage.",
+    "question": "Ask a landlord to fix a tap.", "answer": "Dear landlord, ...", "k": 2, "domain": "geo",
+    "outline": "A valley.", "examples": [{"context": "ctx", "qas": [{"question": "q?", "answer": "a."}]}],
+    "chunk": "The valley is long. The river is wide and cold in winter.",
+}
+
+
+def test_every_template_renders_and_has_a_fake_handler():
+    prefixes = list(fake_responses.HANDLERS)
+    for name in TEMPLATES:
+        text = render_text(name, **VARS)
+        assert "{{" not in text and "{%" not in text
+        matching = [p for p in prefixes if text.startswith(p)]
+        assert len(matching) == 1, f"{name}: {matching}"
+        answer = fake_responses.respond(render(name, **VARS), SamplingOptions(temperature=0.9, n=1), 0)
+        assert isinstance(answer, str)
+
+
+def test_fake_is_deterministic_and_passes_on_other_prompts():
+    msgs = render("freeform_questions", **VARS)
+    opts = SamplingOptions(temperature=0.9, n=3)
+    assert fake_responses.respond(msgs, opts, 1) == fake_responses.respond(msgs, opts, 1)
+    assert fake_responses.respond([{"role": "user", "content": "Rate this answer 1..10"}], opts, 0) is None
+
+
+def test_only_the_leaf_seed_is_in_a_question_prompt():
+    text = render_text("freeform_questions", **VARS)
+    assert "Ask a neighbour to trim a hedge." in text and "Write 2 new questions" in text
