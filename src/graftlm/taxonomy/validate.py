@@ -14,7 +14,6 @@ clear error, and the other files are still validated.
 from __future__ import annotations
 
 import datetime
-import functools
 import json
 import os
 import stat
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graftlm.taxonomy.schema import Violation, checker, load_schema_json
 from graftlm.taxonomy.yamlload import Loaded, YamlReadError, load_yaml
 from graftlm.yamlpos import Path_, field_name
 
@@ -181,13 +181,30 @@ def _decode(raw: bytes, report: FileReport) -> str | None:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def _trailing_space_ends(text: str) -> list[int]:
+    """Offsets of the line ends (or the text end) that have spaces or tabs before them."""
+    ends = set()
+    for needle in (" \n", "\t\n", " \r\n", "\t\r\n"):
+        i = text.find(needle)
+        while i >= 0:
+            ends.add(i + 1)
+            i = text.find(needle, i + 1)
+    if text.endswith((" ", "\t")):
+        ends.add(len(text))
+    return sorted(ends)
+
+
 def _lint(text: str, report: FileReport) -> None:
     """The yamllint findings InstructLab reports that do not change the data: warnings here."""
-    for i, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        stripped = line.rstrip(" \t")
-        if len(stripped) != len(line):
-            report.warnings.append(Issue(i, len(stripped) + 1, "", "trailing spaces; remove them"))
+    line, pos = 1, 0
+    for end in _trailing_space_ends(text):
+        start = end
+        while start > 0 and text[start - 1] in " \t":
+            start -= 1
+        line += text.count("\n", pos, start)
+        pos = start
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        report.warnings.append(Issue(line, col, "", "trailing spaces; remove them"))
     if text and not text.endswith("\n"):
         last = text.count("\n") + 1
         report.warnings.append(Issue(last, len(text.rsplit("\n", 1)[-1]) + 1, "",
@@ -255,37 +272,6 @@ def file_version(data: dict[str, Any]) -> int:
         return 1
 
 
-@functools.cache
-def _schema_json(version: int, name: str) -> dict[str, Any] | None:
-    from instructlab.schema import schema_base
-
-    f = schema_base().joinpath(f"v{version}", f"{name}.json")
-    if not f.is_file():
-        return None
-    result: dict[str, Any] = json.loads(f.read_text(encoding="utf-8"))
-    return result
-
-
-@functools.cache
-def _validator(version: int, name: str) -> Any:
-    """A compiled validator for one schema (built once per process)."""
-    from jsonschema.validators import validator_for
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT202012
-
-    def retrieve(uri: str) -> Resource:
-        contents = _schema_json(version, uri.rsplit("/", 1)[-1].removesuffix(".json"))
-        if contents is None:
-            from referencing.exceptions import NoSuchResource
-
-            raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
-        return Resource.from_contents(contents, default_specification=DRAFT202012)
-
-    schema = _schema_json(version, name)
-    cls = validator_for(schema)
-    return cls(schema, registry=Registry(retrieve=retrieve))  # type: ignore[call-arg]
-
-
 def supported_versions() -> list[int]:
     from instructlab.schema import schema_versions
 
@@ -297,7 +283,7 @@ def _check_schema(path: Path, data: dict[str, Any], loaded: Loaded, report: File
     version = file_version(data)
     report.schema, report.version = name, version
     vline, vcol = loaded.position(("version",)) if "version" in data else (1, 1)
-    schema = _schema_json(version, name) if version >= 1 else None
+    schema = load_schema_json(version, name) if version >= 1 else None
     if schema is None:
         report.error(f"version {data.get('version')!r} is not supported; supported versions are "
                      f"{', '.join(map(str, supported_versions()))}: use `version: {LATEST_VERSION}`",
@@ -310,11 +296,11 @@ def _check_schema(path: Path, data: dict[str, Any], loaded: Loaded, report: File
                      "document {repo, commit, patterns} and at least 5 seed_examples, each a context with "
                      "at least 3 questions_and_answers", vline, vcol, "version")
         return
-    validator = _validator(version, name)
-    if validator.is_valid(data):
+    violations = checker(version, name)(data)
+    if not violations:
         return
     seen: set[tuple[int, int, str, str]] = set()
-    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+    for err in violations:
         for issue in _translate(err, loaded, schema):
             k = (issue.line, issue.column, issue.field, issue.message)
             if k not in seen:
@@ -364,7 +350,7 @@ def _items(n: int) -> str:
 def _allowed(schema: dict[str, Any]) -> set[str]:
     names = set(schema.get("properties", {}))
     if "$ref" in schema:
-        names.add("version")
+        names.add("version")  # the only property of the version.json every schema refers to
     return names
 
 
@@ -375,7 +361,7 @@ _UNKNOWN_HINTS = {
 }
 
 
-def _translate(err: Any, loaded: Loaded, root_schema: dict[str, Any]) -> list[Issue]:
+def _translate(err: Violation, loaded: Loaded, root_schema: dict[str, Any]) -> list[Issue]:
     """Turn one jsonschema error into issues a contributor understands."""
     path: Path_ = tuple(err.absolute_path)
     fname = field_name(path) or "the file"
