@@ -1,0 +1,140 @@
+"""`run_eval` end to end: fake models and judge, then tiny real models for the log-likelihood evaluators."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from eval_helpers import KNOWLEDGE_LEAF, SKILL_LEAF, make_generate_dir, read_lines
+
+from graftlm.config import recipe_from_dict
+from graftlm.errors import InputError
+from graftlm.evaluate.run import run_eval, select_items
+
+FAKE = {"teacher": {"model": "fake"}, "eval": {"mt_bench_questions": 3, "bootstrap_samples": 200}}
+
+
+def test_fake_run_writes_scores_answers_and_manifest(generate_dir: Path, tmp_path: Path) -> None:
+    out = run_eval("fake", generate_dir, tmp_path / "eval", recipe_from_dict(FAKE), base_model="fake")
+    scores = json.loads((out / "scores.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["items"] == 15 and manifest["counts"]["mt_bench"] == 3
+    assert (out / "manifest.json").stat().st_mtime_ns >= (out / "scores.json").stat().st_mtime_ns
+    leaf = scores["leaves"][KNOWLEDGE_LEAF]
+    assert set(leaf["evaluators"]) == {"judge_correct", "judge_score", "token_f1", "rouge_l"}
+    f1 = leaf["evaluators"]["token_f1"]
+    for role in ("trained", "base"):
+        assert f1[role]["n"] == 10 and len(f1[role]["ci"]) == 2
+    # same fake model on both sides: no difference, and the report must say so
+    assert f1["diff"]["diff"] == 0 and f1["diff"]["verdict"] == "not significant"
+    assert leaf["verdict"]["answer"] == "not significant"
+    assert scores["leaves"][SKILL_LEAF]["evaluators"]["judge_score"]["trained"]["judge_errors"] == 0
+    assert scores["retention"]["mt_bench"]["trained"]["judged_turns"] == 6
+    assert any("multiple choice" in s for s in scores["skipped"])
+
+    rows = read_lines(out / "answers.jsonl")
+    qa = [r for r in rows if r["evaluator"] in ("knowledge_qa", "skill_judged")]
+    assert len(qa) == 15
+    for r in qa:
+        assert set(r["answers"]) == {"trained", "base"} and set(r["judgments"]) == {"trained", "base"}
+        assert all(j["text"] for j in r["judgments"].values())
+    mt = [r for r in rows if r["evaluator"] == "mt_bench"]
+    assert len(mt) == 3 and all(len(r["answers"]["trained"]) == 2 for r in mt)
+
+
+def test_rerun_after_a_crash_reads_every_answer_from_the_cache(generate_dir: Path, tmp_path: Path) -> None:
+    recipe = recipe_from_dict(FAKE)
+    out = run_eval("fake", generate_dir, tmp_path / "eval", recipe)
+    first = (out / "scores.json").read_text()
+    # a crash before the end: scores and manifest never written
+    (out / "manifest.json").unlink()
+    (out / "scores.json").unlink()
+    caches = sorted((out / "cache").glob("*.sqlite"))
+    assert caches
+    before = {c: _calls(c) for c in caches}
+    run_eval("fake", generate_dir, out, recipe)
+    assert (out / "scores.json").read_text() == first
+    for c in caches:
+        new = _calls(c)[len(before[c]):]
+        assert new and all(cached == 1 for (cached,) in new), "the rerun asked a model again"
+    # complete with the same inputs: nothing is redone
+    mtime = (out / "manifest.json").stat().st_mtime_ns
+    run_eval("fake", generate_dir, out, recipe)
+    assert (out / "manifest.json").stat().st_mtime_ns == mtime
+
+
+def _calls(path: Path) -> list[tuple[int]]:
+    with sqlite3.connect(path) as db:
+        return list(db.execute("SELECT cached FROM calls ORDER BY id"))
+
+
+def test_no_judge_scores_knowledge_judge_free_and_says_skills_were_not_judged(generate_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    recipe = recipe_from_dict({**FAKE, "eval": {"use_judge": False, "mt_bench_questions": 3}})
+    out = run_eval("fake", generate_dir, tmp_path / "eval", recipe)
+    scores = json.loads((out / "scores.json").read_text())
+    assert set(scores["leaves"][KNOWLEDGE_LEAF]["evaluators"]) == {"token_f1", "rouge_l"}
+    assert scores["leaves"][SKILL_LEAF]["verdict"]["answer"] == "not evaluated"
+    assert "mt_bench" not in scores["retention"]
+    assert any("use_judge" in s for s in scores["skipped"])
+
+
+def test_bad_generate_dir_gives_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no eval.jsonl") as e:
+        run_eval("fake", tmp_path, tmp_path / "eval", recipe_from_dict(FAKE))
+    assert "graft generate" in (e.value.hint or "")
+    (tmp_path / "eval.jsonl").write_text('{"id": "x", "leaf": "l"}\n')
+    with pytest.raises(InputError, match="missing or wrong field") as e2:
+        run_eval("fake", tmp_path, tmp_path / "eval", recipe_from_dict(FAKE))
+    assert e2.value.location is not None and e2.value.location.line == 1
+
+
+def test_select_items_is_a_stable_per_leaf_subset(generate_dir: Path) -> None:
+    from graftlm.evaluate.run import load_items
+
+    items = load_items(generate_dir)
+    a = select_items(items, 3, seed=1)
+    assert [it.id for it in a] == [it.id for it in select_items(items, 3, seed=1)]
+    per_leaf: dict[str, int] = {}
+    for it in a:
+        per_leaf[it.leaf] = per_leaf.get(it.leaf, 0) + 1
+    assert max(per_leaf.values()) == 3 and len(per_leaf) == 3
+    assert select_items(items, None, seed=1) == items
+
+
+@pytest.fixture(scope="module")
+def other_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("transformers")
+    from graftlm.testing.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-other"), seed=1)
+
+
+def test_tiny_models_get_multiple_choice_and_drift(tiny_model: Path, other_tiny_model: Path, tmp_path: Path) -> None:
+    import torch
+
+    torch.set_num_threads(2)
+    gen = make_generate_dir(tmp_path / "generate", knowledge=4, skills=2)
+    recipe = recipe_from_dict({"teacher": {"model": "fake", "device": "cpu"}, "judge": {"model": "fake"},
+                               "eval": {"max_new_tokens": 8, "mt_bench_questions": 2, "mc_questions_per_leaf": 6,
+                                        "bootstrap_samples": 200}})
+    out = run_eval(str(other_tiny_model), gen, tmp_path / "eval", recipe, base_model=str(tiny_model))
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["skipped"] == []
+    mc = scores["leaves"][KNOWLEDGE_LEAF]["evaluators"]["multiple_choice"]
+    assert mc["trained"]["n"] == 6 and 0 <= mc["trained"]["mean"] <= 1
+    rows = [r for r in read_lines(out / "answers.jsonl") if r["evaluator"] == "multiple_choice"]
+    assert len(rows) == 6
+    for r in rows:
+        res = r["results"]["trained"]
+        assert len(res["logprobs"]) == 4 and res["chosen"] == max(range(4), key=lambda i: res["logprobs"][i])
+        assert res["correct"] == float(res["chosen"] == r["answer"])
+    drift = scores["retention"]["drift"]
+    assert drift["texts"] == 16 and drift["kl"]["trained"]["mean"] > 0.001  # two different random models
+    assert drift["nll"]["perplexity"]["base"] > 1
+
+    same = run_eval(str(tiny_model), gen, tmp_path / "eval-same", recipe, base_model=str(tiny_model))
+    kl_same = json.loads((same / "scores.json").read_text())["retention"]["drift"]["kl"]["trained"]["mean"]
+    assert abs(kl_same) < 1e-6  # a model against itself has not drifted
