@@ -82,3 +82,18 @@ def test_other_folders_are_not_leaves(taxonomy: Path) -> None:
     write(taxonomy / "technical_skills" / "x" / "qna.yaml", SKILL)
     write(taxonomy / "qna.yaml", SKILL)
     assert len(load_taxonomy(taxonomy)) == 4
+
+
+def test_grounded_folder_without_contexts_is_freeform_with_a_warning(tmp_path: Path) -> None:
+    from graftlm.taxonomy.validate import validate_file
+
+    path = write(tmp_path / "compositional_skills" / "grounded" / "x" / "qna.yaml", SKILL)
+    report = validate_file(path)
+    assert report.valid and report.warnings[0].field == "seed_examples"
+    assert "treated as a freeform skill" in report.warnings[0].message
+    assert parse_leaf(path, tmp_path).type is LeafType.FREEFORM_SKILL
+    mixed = SKILL.replace("  - question: \"Make this polite: Call me.\"",
+                          "  - context: A phone call.\n    question: \"Make this polite: Call me.\"")
+    report = validate_file(write(tmp_path / "compositional_skills" / "y" / "qna.yaml", mixed))
+    assert report.valid and [w.field for w in report.warnings] == [f"seed_examples[{i}]" for i in (0, 1, 2, 4)]
+    assert report.warnings[0].line == 5

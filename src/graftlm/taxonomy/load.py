@@ -93,7 +93,7 @@ def leaf_from_report(report: FileReport, root: Path) -> Leaf:
                   context=_text(s["context"]) if s.get("context") is not None else None)
         for s in data["seed_examples"]
     )
-    grounded = any(s.context for s in skill_seeds) or "grounded" in parts[1:2]
+    grounded = any(s.context for s in skill_seeds)  # as InstructLab: seeds with a context make it grounded
     return Leaf(type=LeafType.GROUNDED_SKILL if grounded else LeafType.FREEFORM_SKILL,
                 task_description=_text(data.get("task_description")), skill_seeds=skill_seeds, **common)
 

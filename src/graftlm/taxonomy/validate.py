@@ -240,6 +240,8 @@ def validate_file(path: Path | str) -> FileReport:
                                 f"pairs, not {_describe(data)}", line, col)
         report.data = data
         _check_schema(path, data, loaded, report)
+        if report.valid and report.schema == "compositional_skills":
+            _check_grounded(path, data, loaded, report)
     except Exception as e:  # a bug here must not stop the other files from being validated
         report.error(f"internal error while validating ({type(e).__name__}: {e}); please report it")
     return report
@@ -307,6 +309,28 @@ def _check_schema(path: Path, data: dict[str, Any], loaded: Loaded, report: File
                 seen.add(k)
                 report.errors.append(issue)
     report.errors.sort(key=lambda i: (i.line, i.column))
+
+
+def _check_grounded(path: Path, data: dict[str, Any], loaded: Loaded, report: FileReport) -> None:
+    """graftlm's own warnings: a grounded skill needs a context on every seed."""
+    seeds = [s for s in data.get("seed_examples", []) if isinstance(s, dict)]
+    with_context = [bool(s.get("context")) for s in seeds]
+    parts = Path(path).absolute().parts
+    under_grounded = any(a == "compositional_skills" and b == "grounded" for a, b in zip(parts, parts[1:], strict=False))
+    if under_grounded and not any(with_context):
+        line, col = loaded.position(("seed_examples",))
+        report.warnings.append(Issue(line, col, "seed_examples",
+                                     "this leaf is under compositional_skills/grounded/ but no seed has a "
+                                     "context, so it is treated as a freeform skill; add a `context:` to each "
+                                     "seed to make it grounded"))
+    elif any(with_context) and not all(with_context):
+        for i, has in enumerate(with_context):
+            if not has:
+                line, col = loaded.position(("seed_examples", i))
+                report.warnings.append(Issue(line, col, f"seed_examples[{i}]",
+                                             f"seed_examples[{i}] has no context while other seeds have one; a "
+                                             "grounded skill needs a context on every seed (graft generate "
+                                             "refuses this leaf)"))
 
 
 def _describe(value: Any) -> str:
