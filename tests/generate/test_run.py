@@ -125,10 +125,25 @@ def test_generate_writes_complete_consistent_output(taxonomy: Path, tmp_path: Pa
 def test_teacher_failures_become_rejects(taxonomy: Path, tmp_path: Path):
     out = tmp_path / "gen"
     teacher = RecordingTeacher(FakeTeacher(), fail_every=4)
-    run_generate(taxonomy, out, recipe(), teacher=teacher, progress=False)
+    run_generate(taxonomy, out, recipe(max_failed_share=0.5), teacher=teacher, progress=False)
     reasons = {(r["stage"], r["reason"]) for r in lines(out / "rejects.jsonl")}
     assert any(reason == "teacher_error:TeacherError" for _, reason in reasons)
     assert json.loads((out / "manifest.json").read_text())["counts"]["train"] > 0
+
+
+def test_failing_teacher_stops_and_rerun_retries(taxonomy: Path, tmp_path: Path):
+    out = tmp_path / "gen"
+    with pytest.raises(TeacherError, match="requests failed"):
+        run_generate(taxonomy, out, recipe(), teacher=RecordingTeacher(FakeTeacher(), fail_every=2),
+                     progress=False)
+    assert not (out / "manifest.json").exists()
+    retry = RecordingTeacher(FakeTeacher())
+    run_generate(taxonomy, out, recipe(), teacher=retry, progress=False)
+    assert retry.prompts  # the failed requests are retried
+    assert not any(r["reason"].startswith("teacher_error") for r in lines(out / "rejects.jsonl"))
+    clean = tmp_path / "clean"
+    run_generate(taxonomy, clean, recipe(), teacher=FakeTeacher(), progress=False)
+    assert (out / "train.jsonl").read_bytes() == (clean / "train.jsonl").read_bytes()
 
 
 def test_leaf_yielding_nothing_warns_and_duplicates_are_removed(taxonomy: Path, tmp_path: Path):

@@ -92,5 +92,10 @@ class GenerateConfig(Section):
     eval_generated_share: float = Field(default=0.1, ge=0.0, lt=1.0)
     """Share of each leaf's kept generated Q&A (not auxiliary tasks) moved to eval.jsonl."""
 
+    max_failed_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    """Largest share of teacher requests that may fail (after the client's own retries) with the run
+    still finishing; failed requests are counted as rejects. Above it the run stops with an error,
+    keeping its finished work, so a rerun retries the failed requests."""
+
     preview_samples: int = Field(default=4, ge=1)
     """`--preview`: how many samples to make for the one previewed leaf."""

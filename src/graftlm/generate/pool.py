@@ -71,10 +71,11 @@ class RequestPool:
         self.requests = 0
         self.cached = 0
         self.failures = 0
+        self.first_error: str | None = None
         self._in_flight = 0
         self._busy = 0.0  # integral of requests in flight over time (request-seconds)
         self._t_last = time.perf_counter()
-        self.t_start = self._t_last
+        self.t_start: float | None = None  # set by the first request
 
     def _tick(self, delta: int) -> None:
         now = time.perf_counter()
@@ -83,6 +84,8 @@ class RequestPool:
         self._in_flight += delta
 
     async def chat(self, messages: list[Message], options: SamplingOptions, priority: int = 0) -> Reply:
+        if self.t_start is None:
+            self.t_start = self._t_last = time.perf_counter()
         await self._sem.acquire(priority)
         self._tick(+1)
         try:
@@ -91,6 +94,7 @@ class RequestPool:
             raise
         except Exception as e:  # any teacher failure becomes a reject, never a crash
             self.failures += 1
+            self.first_error = self.first_error or f"{type(e).__name__}: {e}"
             log.warning("teacher request failed: %s: %s", type(e).__name__, e)
             return Reply(error=type(e).__name__, request_hash=self.request_hash(messages, options))
         finally:
@@ -103,14 +107,15 @@ class RequestPool:
     def request_hash(self, messages: list[Message], options: SamplingOptions) -> str:
         return hash_obj([self.teacher.model_id, messages, options.as_dict()])
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, float | str]:
         """Requests, failures, cache hits, and utilisation (mean in-flight over max_in_flight)."""
         self._tick(0)
-        wall = max(1e-9, self._t_last - self.t_start)
+        wall = max(1e-9, self._t_last - (self.t_start or self._t_last))
         return {
             "requests": self.requests,
             "cached": self.cached,
             "failures": self.failures,
+            "first_error": self.first_error or "",
             "wall_s": round(wall, 3),
             "mean_in_flight": round(self._busy / wall, 2),
             "utilisation": round(self._busy / wall / self.max_in_flight, 4),

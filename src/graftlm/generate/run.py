@@ -34,7 +34,7 @@ from graftlm.artifacts import (
     write_manifest,
 )
 from graftlm.config import Recipe, TeacherConfig
-from graftlm.errors import ConfigError, InputError, Location, StageError
+from graftlm.errors import ConfigError, InputError, Location, StageError, TeacherError
 from graftlm.generate.accounting import LeafAccount
 from graftlm.generate.chunking import Chunk, TokenCounter, chunk_document, tokenizer_counter, word_estimate
 from graftlm.generate.dedup import NearDuplicateIndex
@@ -114,7 +114,7 @@ def run_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf
         asyncio.run(_run_units(pending, teacher, judge, recipe, journal, done, bar, pools))
     finally:
         bar.close()
-
+    _check_failures(pools, cfg.max_failed_share, journal)
     return finish(out, taxonomy, recipe, plans, done, input_hash, teacher.model_id, judge.model_id, pools)
 
 
@@ -330,7 +330,9 @@ async def _run_units(units: list[Unit], teacher: Teacher, judge: Teacher, recipe
     async def one(unit: Unit) -> None:
         result = await RUNNERS[unit.kind](ctx, unit)
         done[unit.unit_id] = result
-        if journal is not None:
+        # A unit hit by a teacher failure is used in this run but not journaled: a rerun retries it
+        # (its successful requests come from the call cache).
+        if journal is not None and not any(r["reason"].startswith("teacher_error") for r in result.rejects):
             append_jsonl(journal, result.to_json())
         bar.unit_done(unit)
 
@@ -352,6 +354,18 @@ async def _run_units(units: list[Unit], teacher: Teacher, judge: Teacher, recipe
         if judge is not teacher:
             with contextlib.suppress(Exception):
                 await judge.aclose()
+
+
+def _check_failures(pools: dict[str, Any], max_share: float, journal: Path) -> None:
+    """Stop (keeping finished work) when more teacher requests failed than the config tolerates."""
+    for role, st in pools.items():
+        failed, total = int(st["failures"]), int(st["failures"]) + int(st["requests"])
+        if failed and failed / total > max_share:
+            raise TeacherError(
+                f"{failed} of {total} {role} requests failed (first: {st['first_error']})",
+                hint="check that the teacher answers (`graft chat`, or `curl URL/models`), then rerun the same "
+                     f"command: finished work is kept in {journal.parent} and completed calls are not repeated "
+                     "(generate.max_failed_share sets the tolerance)")
 
 
 def read_journal(path: Path) -> dict[str, UnitResult]:
