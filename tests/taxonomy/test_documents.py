@@ -128,6 +128,7 @@ def test_symlink_out_of_the_repository_is_refused(tmp_path: Path, docs_repo: tup
 @pytest.mark.parametrize("repo", [
     "ext::sh -c touch% /tmp/pwned", "file::/tmp/x", "fd::3", "-uhello", "--upload-pack=touch /tmp/x",
     "file:///tmp/x", "http://example.com/x.git", "ssh://-oProxyCommand=touch/x", "git::/tmp/x",
+    "git@-oProxyCommand=x:repo", "git@host:-upload-pack=x",
 ])
 def test_other_transports_are_refused(tmp_path: Path, repo: str) -> None:
     leaf = knowledge_leaf(tmp_path, f'"{repo}"', "a" * 40)

@@ -28,7 +28,7 @@ MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 """Documents larger than this are refused."""
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdx"}
 TEXT_SUFFIXES = {".txt", ".text", ".rst"}
-_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//)[^\s]+$")
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*:(?!//)(?!-)[^\s]+$")
 _FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n(---|\.\.\.)\s*(\n|\Z)", re.DOTALL)
 _COMMIT = re.compile(r"^[0-9a-fA-F]{4,64}$")
 
