@@ -128,3 +128,20 @@ def test_cli_prints_errors_not_tracebacks(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
     assert proc.stdout.count(": error: ") == 7
     assert "8 file(s): 1 valid, 7 invalid" in proc.stderr
+
+
+def test_pure_python_parser_gives_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without libyaml the reader uses PyYAML's pure-Python parser: same data, same limits."""
+    import yaml
+
+    from graftlm.taxonomy import yamlload
+
+    fast = load_yaml(SKILL)
+    monkeypatch.setattr(yamlload, "_Parser", yaml.SafeLoader)
+    slow = load_yaml(SKILL)
+    assert slow.data == fast.data == yaml.safe_load(SKILL)
+    assert slow.positions == fast.positions
+    with pytest.raises(YamlReadError, match=f"nested more than {MAX_DEPTH}"):
+        load_yaml("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(YamlReadError, match="YAML bomb"):
+        load_yaml(BOMB)
