@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from graftlm.cli.common import format_table, recipe_from_args
@@ -89,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
         scorer = make_scorer(data_dir, recipe)
     out = run_train(mix_dir, args.out, recipe, scorer=scorer)
     manifest = read_manifest(out)
-    if manifest:
+    if manifest and int(os.environ.get("RANK", "0")) == 0:
         print(f"trained phases: {', '.join(manifest['phases'])}")
         print(f"final model: {manifest['final_model']}")
     return 0

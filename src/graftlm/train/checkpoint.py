@@ -57,6 +57,8 @@ def save_checkpoint(model: Any, tokenizer: Any, path: Path, dist: Dist) -> None:
             base = model.get_base_model()
         else:
             base = model
+        if getattr(base.config, "tie_word_embeddings", False):
+            state.pop("lm_head.weight", None)  # gathered separately under FSDP; it is the embedding
         tmp = path.with_name(f".{path.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         base.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
