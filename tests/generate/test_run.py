@@ -199,3 +199,16 @@ def test_cli_generate_and_errors(taxonomy: Path, tmp_path: Path, capsys: pytest.
     assert main(["generate", str(taxonomy), "--out", str(out), "--teacher", "fake", "--preview",
                  "--leaf", "compositional_skills->grounded->summary"]) == 0
     assert "preview of leaf compositional_skills->grounded->summary" in capsys.readouterr().out
+
+
+def test_changed_config_is_not_served_stale_results(taxonomy: Path, tmp_path: Path):
+    out = tmp_path / "gen"
+    leaves = _skill_leaves(taxonomy)
+    run_generate(taxonomy, out, recipe(), leaves=leaves, teacher=FakeTeacher(), progress=False)
+    ratings = {s["metadata"]["scores"]["rating"] for s in lines(out / "train.jsonl")}
+    assert ratings == {2, 3}
+    again = RecordingTeacher(FakeTeacher())
+    run_generate(taxonomy, out, recipe(rating_threshold=3), leaves=leaves, teacher=again, progress=False)
+    assert {s["metadata"]["scores"]["rating"] for s in lines(out / "train.jsonl")} == {3}
+    assert json.loads((out / "manifest.json").read_text())["config"]["rating_threshold"] == 3
+    assert again.prompts == []  # every request was answered from the call cache

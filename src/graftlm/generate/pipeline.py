@@ -59,11 +59,14 @@ class Unit:
     leaf: Leaf
     index: int
     payload: dict[str, Any]
+    run_key: str = ""
+    """Hash of what else shapes the unit's output (generate config, teacher and judge): a changed
+    config or teacher gives new unit ids, so the journal never serves stale results."""
     unit_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.unit_id:
-            self.unit_id = hash_obj([self.kind, self.leaf.name, self.index, self.payload])[:24]
+            self.unit_id = hash_obj([self.kind, self.leaf.name, self.index, self.payload, self.run_key])[:24]
 
 
 @dataclass

@@ -82,7 +82,8 @@ def run_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf
     cfg = recipe.generate
     leaves = _select(taxonomy, leaves, base)
     counter = _token_counter(recipe.teacher)
-    plans = [plan_leaf(leaf, recipe, counter) for leaf in leaves]
+    key = run_key(recipe, teacher.model_id if teacher else None, (judge or teacher).model_id if teacher else None)
+    plans = [plan_leaf(leaf, recipe, counter, key) for leaf in leaves]
     input_hash = hash_obj({
         "leaves": [_leaf_key(p) for p in plans],
         "generate": cfg.model_dump(mode="json"),
@@ -126,7 +127,7 @@ def preview_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[
     leaves = _select(taxonomy, leaves, base)[:1]
     cfg = recipe.generate.model_copy(update={"samples_per_leaf": recipe.generate.preview_samples, "oversample": 1.0})
     recipe = recipe.model_copy(update={"generate": cfg})
-    plan = plan_leaf(leaves[0], recipe, _token_counter(recipe.teacher))
+    plan = plan_leaf(leaves[0], recipe, _token_counter(recipe.teacher), run_key(recipe))
     n = cfg.preview_samples
     units = [u for u in plan.units if u.kind != "aux"][:n] + [u for u in plan.units if u.kind == "aux"][:1]
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +191,17 @@ def _hold_out(leaf: Leaf, cfg_seed: int, count: int, total: int) -> set[int]:
     return set(rng.sample(range(total), count))
 
 
-def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate) -> LeafPlan:
+def run_key(recipe: Recipe, teacher_id: str | None = None, judge_id: str | None = None) -> str:
+    """What shapes every unit's output besides its own inputs: the generate config (without the keys
+    that only steer the run) and the teacher and judge."""
+    def who(c: TeacherConfig) -> list[Any]:
+        return [c.model, c.model_name, c.use_completions]
+
+    cfg = recipe.generate.model_dump(mode="json", exclude={"preview_samples", "max_failed_share"})
+    return hash_obj([cfg, teacher_id or who(recipe.teacher), judge_id or who(recipe.judge_or_teacher)])
+
+
+def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate, key: str = "") -> LeafPlan:
     """Set the leaf's eval items aside and list its units, with per-unit budgets that add up to about
     `samples_per_leaf * oversample` candidates."""
     cfg = recipe.generate
@@ -215,11 +226,11 @@ def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate) -
             chunk = {"chunk_id": c.chunk_id, "doc": c.doc, "doc_sha256": c.doc_sha256, "text": c.text}
             shown = [examples[k] for k in rotate_examples(len(examples), c.index + len(plan.units), cfg.seeds_per_chunk)]
             plan.units.append(Unit("knowledge", leaf, len(plan.units),
-                                   {"chunk": chunk, "examples": shown, "n_pairs": per_chunk}))
+                                   {"chunk": chunk, "examples": shown, "n_pairs": per_chunk}, key))
         for c in plan.chunks:
             chunk = {"chunk_id": c.chunk_id, "doc": c.doc, "doc_sha256": c.doc_sha256, "text": c.text}
             for task in cfg.aux_tasks:
-                plan.units.append(Unit("aux", leaf, len(plan.units), {"chunk": chunk, "task": task}))
+                plan.units.append(Unit("aux", leaf, len(plan.units), {"chunk": chunk, "task": task}, key))
         return plan
 
     seeds = leaf.skill_seeds
@@ -233,12 +244,12 @@ def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate) -
         per_seed = max(1, math.ceil(want / (len(train) * cfg.questions_per_context)))
         for i, s in train:
             plan.units.append(Unit("grounded", leaf, len(plan.units), {
-                "seed": i, "question": s.question, "answer": s.answer, "context": s.context, "n_contexts": per_seed}))
+                "seed": i, "question": s.question, "answer": s.answer, "context": s.context, "n_contexts": per_seed}, key))
     else:
         per_seed = max(1, math.ceil(want / len(train)))
         for i, s in train:
             plan.units.append(Unit("freeform", leaf, len(plan.units), {
-                "seed": i, "question": s.question, "answer": s.answer, "n_questions": per_seed}))
+                "seed": i, "question": s.question, "answer": s.answer, "n_questions": per_seed}, key))
     return plan
 
 
