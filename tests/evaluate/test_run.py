@@ -138,3 +138,43 @@ def test_tiny_models_get_multiple_choice_and_drift(tiny_model: Path, other_tiny_
     same = run_eval(str(tiny_model), gen, tmp_path / "eval-same", recipe, base_model=str(tiny_model))
     kl_same = json.loads((same / "scores.json").read_text())["retention"]["drift"]["kl"]["trained"]["mean"]
     assert abs(kl_same) < 1e-6  # a model against itself has not drifted
+
+
+def _results(judge_text: str, n: int = 6) -> list:
+    from graftlm.evaluate.judge import parse_knowledge_judgment
+    from graftlm.evaluate.qa import ItemResult
+    from graftlm.records import EvalItem
+
+    out = []
+    for i in range(n):
+        r = ItemResult(EvalItem(id=f"k{i}", leaf="k", leaf_type="knowledge", question=f"Q{i}?", answer=f"fact number {i}"))
+        r.answers = {"trained": f"fact number {i}", "base": "no idea"}
+        r.judgments = {role: parse_knowledge_judgment(judge_text) for role in r.answers}
+        r.score_metrics()
+        out.append(r)
+    return out
+
+
+def test_a_judge_that_cannot_follow_the_format_is_reported_and_not_trusted() -> None:
+    from graftlm.evaluate.run import build_scores
+
+    recipe = recipe_from_dict({"eval": {"bootstrap_samples": 200}})
+    scores = build_scores({"trained": "t", "base": "b"}, _results("I think it is fine."), [], [], [], {}, recipe,
+                          judged=True, skipped=[])
+    leaf = scores["leaves"]["k"]
+    judge = leaf["evaluators"]["judge_score"]
+    assert judge["trained"]["judge_errors"] == 6 and judge["trained"]["judge_error_rate"] == 1.0
+    assert judge["trained"]["mean"] is None and judge["trained"]["n"] == 0  # never counted as zeros
+    assert leaf["verdict"]["metric"] == "token_f1" and leaf["verdict"]["answer"] == "yes"
+    assert leaf["verdict"]["text"].startswith("Yes, it learned: 0.00 -> 1.00")
+
+
+def test_without_a_base_model_the_verdict_says_so() -> None:
+    from graftlm.evaluate.run import build_scores
+
+    recipe = recipe_from_dict({"eval": {"bootstrap_samples": 200}})
+    scores = build_scores({"trained": "t"}, _results("Verdict: correct\nRating: [[8]]"), [], [], [], {}, recipe,
+                          judged=True, skipped=[])
+    leaf = scores["leaves"]["k"]
+    assert "diff" not in leaf["evaluators"]["judge_correct"]
+    assert leaf["verdict"]["answer"] == "no base model" and "Trained: 1.00" in leaf["verdict"]["text"]
