@@ -54,3 +54,30 @@ def test_packed_logits_equal_separate_runs(tiny_model: Path, attention: str) -> 
         total = row_loss_sum(model, row)
         parts = sum(row_loss_sum(model, build_row([r])) for r in rendered)
     torch.testing.assert_close(total, parts, atol=1e-4, rtol=1e-5)
+
+
+def test_chunked_loss_matches_full_logits(tiny_model: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from graftlm.train.loss import linear_cross_entropy
+
+    torch.manual_seed(1)
+    seqs = [torch.randint(3, 1000, (n,)).tolist() for n in (11, 4, 7)]
+    labels = [[IGNORE] * (len(s) // 2) + s[len(s) // 2:] for s in seqs]
+    row = build_row([Rendered.from_labels(s, lab) for s, lab in zip(seqs, labels, strict=True)])
+    grads = []
+    losses = []
+    for chunk in (None, 3):
+        model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+        loss = row_loss_sum(model, row, chunk)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    torch.testing.assert_close(losses[0], losses[1], atol=1e-4, rtol=1e-5)
+    for name, g in grads[0].items():
+        torch.testing.assert_close(g, grads[1][name], atol=1e-5, rtol=1e-4, msg=name)
+    # no trained position: zero loss that still backpropagates
+    h = torch.randn(4, 8, requires_grad=True)
+    z = linear_cross_entropy(h, torch.randn(10, 8), torch.full((4,), IGNORE))
+    z.backward()
+    assert float(z) == 0.0 and h.grad is not None

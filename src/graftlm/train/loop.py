@@ -234,6 +234,7 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
         bar = tqdm(total=total_steps, initial=step, desc=f"train {spec.name}", unit="step", file=sys.stderr,
                    dynamic_ncols=True, leave=True)
     autocast = _autocast(cfg, dist.device)
+    chunk = None if dist.enabled else cfg.loss_chunk_tokens
     every = cfg.checkpoint_every_samples
     start_time = time.time()
     steps_this_run = 0
@@ -267,7 +268,7 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
             if dist.enabled:
                 model.set_requires_gradient_sync(k == micro - 1)
             with autocast:
-                s = row_loss_sum(model, row)
+                s = row_loss_sum(model, row, chunk)
             (s * scale).backward()
             if scale:
                 loss_sum += float(s.detach())

@@ -71,13 +71,35 @@ def build_row(samples: list[Rendered]) -> dict[str, Any]:
     }
 
 
-def row_loss_sum(model: Any, row: dict[str, Any]) -> Any:
+def chunked_head(model: Any) -> Any:
+    """The output projection when the chunked loss applies to this model (a plain bias-free Linear head with
+    no logit scaling or soft-capping), else None."""
+    import torch
+
+    head = model.get_output_embeddings()
+    cfg = model.config
+    if type(head) is not torch.nn.Linear or head.bias is not None:
+        return None
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        return None
+    return head
+
+
+def row_loss_sum(model: Any, row: dict[str, Any], chunk_tokens: int | None = None) -> Any:
     """Sum of the cross-entropy over the row's trained tokens (float32), from one packed forward pass.
 
     No attention mask is passed on purpose: with `attention_mask=None` and no cache, transformers derives
-    the block-causal mask from the restarting position ids."""
+    the block-causal mask from the restarting position ids. With `chunk_tokens` (and a model it applies
+    to) the loss comes from the decoder's hidden states chunk by chunk, never holding the full logits."""
     import torch.nn.functional as F
 
+    head = chunked_head(model) if chunk_tokens else None
+    if head is not None:
+        from graftlm.train.loss import linear_cross_entropy
+
+        hidden = model.get_decoder()(input_ids=row["input_ids"], position_ids=row["position_ids"],
+                                     use_cache=False)[0]
+        return linear_cross_entropy(hidden, head.weight, row["targets"], chunk_tokens or 1)
     out = model(input_ids=row["input_ids"], position_ids=row["position_ids"], use_cache=False)
     logits = out.logits.float()
     return F.cross_entropy(logits.view(-1, logits.shape[-1]), row["targets"].view(-1),
