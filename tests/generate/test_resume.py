@@ -32,7 +32,8 @@ def _journal_lines(out: Path) -> int:
     return path.read_bytes().count(b"\n") if path.is_file() else 0
 
 
-def _run_and_kill(cmd: list[str], env: dict[str, str], out: Path, after_lines: int) -> None:
+def _run_and_kill(cmd: list[str], env: dict[str, str], out: Path, after_lines: int,
+                  sig: signal.Signals = signal.SIGKILL) -> int:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     try:
@@ -43,9 +44,10 @@ def _run_and_kill(cmd: list[str], env: dict[str, str], out: Path, after_lines: i
                 pytest.fail("generate made no progress")
             time.sleep(0.02)
         time.sleep(0.05)  # land the kill between journal lines, with requests in flight
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(sig)
     finally:
-        proc.wait(timeout=30)
+        rc = proc.wait(timeout=30)
+    return rc
 
 
 def test_kill_and_resume_gives_the_uninterrupted_output(tmp_path: Path):
@@ -59,8 +61,9 @@ def test_kill_and_resume_gives_the_uninterrupted_output(tmp_path: Path):
     _run_and_kill(cmd, env, out, after_lines=2)
     assert not (out / "manifest.json").exists()
     first = _journal_lines(out)
-    _run_and_kill(cmd, env, out, after_lines=first + 3)
-    assert not (out / "manifest.json").exists()
+    # Ctrl-C: a clean stop with the "interrupted" exit code, finished work kept
+    assert _run_and_kill(cmd, env, out, after_lines=first + 3, sig=signal.SIGINT) == 130
+    assert not (out / "manifest.json").exists() and _journal_lines(out) >= first + 3
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (out / "manifest.json").is_file()

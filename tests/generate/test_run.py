@@ -212,3 +212,14 @@ def test_changed_config_is_not_served_stale_results(taxonomy: Path, tmp_path: Pa
     assert {s["metadata"]["scores"]["rating"] for s in lines(out / "train.jsonl")} == {3}
     assert json.loads((out / "manifest.json").read_text())["config"]["rating_threshold"] == 3
     assert again.prompts == []  # every request was answered from the call cache
+
+
+def test_journal_cuts_a_half_written_last_line(tmp_path: Path):
+    from graftlm.generate.run import read_journal
+
+    path = tmp_path / "units.jsonl"
+    good = json.dumps({"unit_id": "u1", "leaf": "a", "generated": 2, "candidates": [], "rejects": []})
+    path.write_text(good + "\n" + '{"unit_id": "u2", "leaf": "a", "gener')
+    done = read_journal(path)
+    assert list(done) == ["u1"] and done["u1"].generated == 2
+    assert path.read_text() == good + "\n"  # the next append starts on a fresh line
