@@ -110,7 +110,9 @@ def test_generate_writes_complete_consistent_output(taxonomy: Path, tmp_path: Pa
     for e in evals:
         for s in train:
             if s.metadata["leaf"] == e.leaf and s.metadata["task"] in ("qa", "skill"):
-                assert jaccard(shingles(e.question), shingles(s.metadata["question"])) < 0.7
+                text = s.messages[1]["content"] if e.context else s.metadata["question"]
+                ref = f"{e.context}\n\n{e.question}" if e.context else e.question
+                assert jaccard(shingles(ref), shingles(text)) < 0.7
 
     # A complete directory is not redone; without the manifest, the journal makes it without calls.
     again = RecordingTeacher(FakeTeacher())
@@ -151,7 +153,9 @@ def test_leaf_yielding_nothing_warns_and_duplicates_are_removed(taxonomy: Path, 
         text = messages[-1]["content"]
         if text.startswith("Check a question for this task: Write polite requests."):
             return "Explanation: not a request.\nVerdict: 0"
-        if text.startswith("Write questions about a passage"):  # grounded: always the same question
+        if text.startswith("Write a new passage like"):  # grounded: always the same passage and question
+            return "Passage: " + " ".join(["The old mill by the river was rebuilt in 1901 by the town."] * 3)
+        if text.startswith("Write questions about a passage"):
             return "Question: Summarize the passage in one sentence for a busy reader."
         return fake_responses.respond(messages, options, index)
 
@@ -223,3 +227,16 @@ def test_journal_cuts_a_half_written_last_line(tmp_path: Path):
     done = read_journal(path)
     assert list(done) == ["u1"] and done["u1"].generated == 2
     assert path.read_text() == good + "\n"  # the next append starts on a fresh line
+
+
+def test_grounded_same_question_about_new_passages_is_not_a_duplicate(taxonomy: Path, tmp_path: Path):
+    def responder(messages, options, index):
+        if messages[-1]["content"].startswith("Write questions about a passage"):
+            return "Question: Summarize the passage in one sentence for a busy reader."
+        return fake_responses.respond(messages, options, index)
+
+    grounded = [leaf for leaf in _skill_leaves(taxonomy) if leaf.type.value == "grounded_skill"]
+    out = tmp_path / "gen"
+    run_generate(taxonomy, out, recipe(), leaves=grounded, teacher=FakeTeacher([responder]), progress=False)
+    acc = json.loads((out / "manifest.json").read_text())["leaves"]["compositional_skills->grounded->summary"]
+    assert acc["duplicates"] == 0 and acc["kept"] >= 5

@@ -65,6 +65,7 @@ class LeafPlan:
     units: list[Unit] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
     seed_questions: list[str] = field(default_factory=list)
+    """Dedup texts of the seeds: the question, or for grounded skills the context and the question."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate, k
     held = _hold_out(leaf, cfg.seed, cfg.eval_seeds_per_leaf, len(seeds))
     train = [(i, s) for i, s in enumerate(seeds) if i not in held]
     for i, s in enumerate(seeds):
-        plan.seed_questions.append(s.question)
+        plan.seed_questions.append(_grounded_text(s.context, s.question) if s.context else s.question)
         if i in held:
             plan.eval_items.append(_eval_item(leaf, s.question, s.answer, s.context, i, {}))
     if leaf.type is LeafType.GROUNDED_SKILL:
@@ -510,6 +511,10 @@ def _round_robin(results: list[UnitResult], keep: Callable[[dict[str, Any]], boo
     return out
 
 
+def _grounded_text(context: str | None, question: str) -> str:
+    return f"{context}\n\n{question}"
+
+
 def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: Any,
                 acc: LeafAccount) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Dedup against seeds, held-out items and earlier candidates; move a share to eval; cap at target."""
@@ -518,11 +523,13 @@ def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: Any,
     for i, q in enumerate(plan.seed_questions):
         index.add(f"seed:{i}", q)
     for e in plan.eval_items:
-        index.add(f"eval:{e.id}", e.question)
+        index.add(f"eval:{e.id}", _grounded_text(e.context, e.question) if e.context else e.question)
     rejects: list[dict[str, Any]] = []
     unique: list[dict[str, Any]] = []
     for cand in _round_robin(results, lambda c: c["metadata"]["task"] in ("qa", "skill")):
         question = cand["metadata"].get("question") or cand["messages"][1]["content"]
+        if cand["metadata"].get("context"):  # grounded: the same question about another passage is new
+            question = _grounded_text(cand["metadata"]["context"], question)
         hit = index.match(question)
         if hit is not None:
             kind = hit[0].split(":", 1)[0] if hit[0].startswith(("seed:", "eval:")) else "generated"
