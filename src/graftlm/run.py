@@ -383,15 +383,18 @@ def run_pipeline(taxonomy: Path, recipe_path: Path, out: Path, *, dry_run: bool 
             _clear_stage(plan, ctx)
             _say(f"[{name}] running ({plan.reason})")
             stages = ctx.state.setdefault("stages", {})
-            prev_wall = float(stages.get(name, {}).get("wall_s", 0.0)) if plan.reason == "resume unfinished" else 0.0
-            stages[name] = {"input_hash": plan.input_hash, "status": "running", "wall_s": prev_wall}
+            resuming = plan.reason == "resume unfinished"
+            prev_wall = float(stages.get(name, {}).get("wall_s", 0.0)) if resuming else 0.0
+            prev_cpu = float(stages.get(name, {}).get("cpu_s", 0.0)) if resuming else 0.0
+            stages[name] = {"input_hash": plan.input_hash, "status": "running", "wall_s": prev_wall, "cpu_s": prev_cpu}
             _save_state(ctx)
             estimated = _stage_estimate(ctx, name)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), _cpu_s()
             try:
                 _run_stage(name, ctx)
             finally:
                 stages[name]["wall_s"] = round(prev_wall + time.perf_counter() - start, 2)
+                stages[name]["cpu_s"] = round(prev_cpu + _cpu_s() - cpu_start, 2)
                 _save_state(ctx)
             stages[name]["status"] = "done"
             _save_state(ctx)
@@ -430,6 +433,14 @@ def _stage_estimate(ctx: RunContext, name: str) -> float | None:
     except Exception as e:  # an estimate must never stop a run
         log.info("no estimate for %s: %s", name, e)
         return None
+
+
+def _cpu_s() -> float:
+    """CPU seconds used so far by this process (all threads) and its finished children."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _say(text: str) -> None:
