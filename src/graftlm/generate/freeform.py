@@ -51,21 +51,22 @@ async def pair_stages(ctx: Context, unit: Unit, question: str, *, seed_question:
         return res
     answer = answers.items[0]
 
-    reply = await ctx.judge.chat(render("rate_pair", task=task, question=question, answer=answer, context=context),
-                                 ctx.judging(), PRIORITY["rate"])
-    request_hashes.append(reply.request_hash)
-    if why := failed(reply):
-        res.reject("rate", why, question, answer=answer)
-        return res
-    ratings = parse_rating(reply.texts[0])
-    if not ratings.items:
-        res.reject_parse("rate", ratings.rejects, question=question, answer=answer)
-        return res
-    rating = ratings.items[0]
-    if rating.score < ctx.config.rating_threshold:
-        res.reject("rate", f"rating_{rating.score}", question, answer=answer, explanation=rating.explanation)
-        return res
-    scores.update(rating=rating.score, rating_explanation=rating.explanation)
+    if ctx.config.rate_pairs:
+        reply = await ctx.judge.chat(render("rate_pair", task=task, question=question, answer=answer,
+                                            context=context), ctx.judging(), PRIORITY["rate"])
+        request_hashes.append(reply.request_hash)
+        if why := failed(reply):
+            res.reject("rate", why, question, answer=answer)
+            return res
+        ratings = parse_rating(reply.texts[0])
+        if not ratings.items:
+            res.reject_parse("rate", ratings.rejects, question=question, answer=answer)
+            return res
+        rating = ratings.items[0]
+        if rating.score < ctx.config.rating_threshold:
+            res.reject("rate", f"rating_{rating.score}", question, answer=answer, explanation=rating.explanation)
+            return res
+        scores.update(rating=rating.score, rating_explanation=rating.explanation)
 
     user = question if context is None else f"{context}\n\n{question}"
     res.candidates.append(make_sample(
