@@ -131,5 +131,7 @@ def test_learning_rate_schedules() -> None:
 def test_impossible_settings_fail_before_loading(tmp_path: Path, mix_dir: Path) -> None:
     with pytest.raises(ConfigError, match="max_tokens_per_row"):
         run_train(mix_dir, tmp_path / "t", recipe(tmp_path / "missing", max_seq_len=1024, max_tokens_per_row=512))
+    with pytest.raises(ConfigError, match="CUDA"):
+        run_train(mix_dir, tmp_path / "t", recipe(tmp_path / "missing", attention="flex_attention", device="cpu"))
     with pytest.raises(ConfigError, match="unknown phase"):
         recipe_from_dict({"train": {"phase_overrides": {"knowledge-3": {"epochs": 1}}}})

@@ -34,6 +34,13 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.schedule == "cosine" and cfg.min_lr > cfg.learning_rate:
         raise ConfigError("min_lr is above learning_rate", location=Location("<recipe>", None, None, "train.min_lr"),
                           hint="set train.min_lr below train.learning_rate")
+    if cfg.attention in ("flex_attention", "flash_attention_2"):
+        import torch
+
+        if cfg.device == "cpu" or not torch.cuda.is_available():
+            raise ConfigError(f"attention {cfg.attention} trains only on a CUDA GPU",
+                              location=Location("<recipe>", None, None, "train.attention"),
+                              hint="use attention: sdpa on CPU (it keeps packed samples apart too)")
     if cfg.lora is not None:
         try:
             import peft  # noqa: F401
