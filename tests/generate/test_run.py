@@ -200,6 +200,10 @@ def test_cli_generate_and_errors(taxonomy: Path, tmp_path: Path, capsys: pytest.
     assert main(["generate", str(taxonomy), "--out", str(out), "--teacher", "fake:abc"]) == 2
     assert "fake:SECONDS" in capsys.readouterr().err
     assert main(["generate", str(tmp_path / "missing"), "--out", str(out), "--teacher", "fake"]) == 2
+    assert "taxonomy folder not found" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["generate", str(taxonomy), "--out", str(tmp_path / "afile"), "--teacher", "fake"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
     assert main(["generate", str(taxonomy), "--out", str(out), "--teacher", "fake", "--preview",
                  "--leaf", "compositional_skills->grounded->summary"]) == 0
     assert "preview of leaf compositional_skills->grounded->summary" in capsys.readouterr().out

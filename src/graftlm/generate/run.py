@@ -81,6 +81,7 @@ def run_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf
     are wrapped with the call cache like the recipe's."""
     taxonomy, out = Path(taxonomy), Path(out)
     cfg = recipe.generate
+    _check_out(out)
     leaves = _select(taxonomy, leaves, base)
     counter = _token_counter(recipe.teacher)
     key = run_key(recipe, teacher.model_id if teacher else None, (judge or teacher).model_id if teacher else None)
@@ -125,6 +126,7 @@ def preview_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[
     """A handful of samples (with scores) and rejects for the first selected leaf, fast: a budget of
     `preview_samples` candidates over at most that many units, no output files except the call cache. Returns the kept samples and rejects as dicts."""
     taxonomy, out = Path(taxonomy), Path(out)
+    _check_out(out)
     leaves = _select(taxonomy, leaves, base)[:1]
     cfg = recipe.generate.model_copy(update={"samples_per_leaf": recipe.generate.preview_samples, "oversample": 1.0})
     recipe = recipe.model_copy(update={"generate": cfg})
@@ -145,6 +147,11 @@ def preview_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[
 
 # ---------------------------------------------------------------------------------------------------
 # Selection, validation and planning
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder", hint="pass a new or existing output folder")
 
 
 def _select(taxonomy: Path, leaves: list[Leaf] | None, base: str | None) -> list[Leaf]:
