@@ -552,7 +552,8 @@ def estimate_leaf(leaf: Leaf, recipe: Recipe) -> LeafEstimate:
         if g.judge_questions:
             calls.append((cands, 250, judge_out))
         calls.append((cands, 250 + example_tokens, gen_out))
-        calls.append((cands, 350, judge_out))
+        if getattr(g, "rate_pairs", True):
+            calls.append((cands, 350, judge_out))
         est.samples = int(target * (1 - share))
         est.eval_items = g.eval_seeds_per_leaf + int(target * share)
     est.calls = sum(c[0] for c in calls)

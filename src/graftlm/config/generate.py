@@ -62,6 +62,10 @@ class GenerateConfig(Section):
     """Skills: keep question-answer pairs the judge rates at least this (1 wrong/unsafe, 2 correct but
     brief, 3 excellent)."""
 
+    rate_pairs: bool = True
+    """Skills: let the judge rate each question-answer pair (see `rating_threshold`). Switch off only for
+    teachers too small to judge (the CPU demo's 135M model cannot write a rating)."""
+
     judge_knowledge: bool = True
     """Knowledge: keep only Q&A pairs the judge finds faithful to the chunk, relevant, and
     answerable without seeing it. Switch off only for teachers too small to judge."""
