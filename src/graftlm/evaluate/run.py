@@ -196,8 +196,11 @@ async def _judge_all(judge_cfg: TeacherConfig, results: list[ItemResult], mt_row
             for role, conv in row["answers"].items():
                 for turn in range(len(conv)):
                     jobs.append((row, role, turn, retention.mt_bench_judge_request(row["question"], conv, turn)))
-        texts = await gather_limited([partial(ask, judge, m, opts) for *_, m in jobs], judge_cfg.max_in_flight,
-                                     "judging")
+        # Identical requests (e.g. base and trained gave the same answer) are judged once.
+        unique = {hash_obj(m): m for *_, m in jobs}
+        judged = dict(zip(unique, await gather_limited([partial(ask, judge, m, opts) for m in unique.values()],
+                                                       judge_cfg.max_in_flight, "judging"), strict=True))
+        texts = [judged[hash_obj(m)] for *_, m in jobs]
         for (target, role, at_turn, _), text in zip(jobs, texts, strict=True):
             if isinstance(target, ItemResult):
                 target.judgments[role] = parse_judgment(target.item, text)
