@@ -156,4 +156,4 @@ def serve(teacher: LocalTeacher, *, host: str = "127.0.0.1", port: int = 8000, a
     import uvicorn
 
     app = create_app(teacher, api_key=api_key, max_body_bytes=max_body_bytes)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5)

@@ -193,6 +193,7 @@ class RowSampler:
         self.top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float32, device=device)
         self.generators = [torch.Generator(device=device).manual_seed(r.seed) for r in rows]
         self.greedy = [r.temperature <= 0 for r in rows]
+        self.nucleus = any(r.top_p < 1.0 and r.temperature > 0 for r in rows)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -201,13 +202,14 @@ class RowSampler:
         picked = scores.argmax(dim=-1)
         if not all(self.greedy):
             probs = torch.softmax(scores / self.temps.clamp(min=1e-5)[:, None], dim=-1)
-            sorted_p, order = probs.sort(dim=-1, descending=True)
-            cum = sorted_p.cumsum(dim=-1)
-            sorted_p = sorted_p.masked_fill(cum - sorted_p > self.top_p[:, None], 0.0)
+            if self.nucleus:  # top_p < 1 somewhere: sample from the sorted, truncated distribution
+                sorted_p, order = probs.sort(dim=-1, descending=True)
+                cum = sorted_p.cumsum(dim=-1)
+                probs = sorted_p.masked_fill(cum - sorted_p > self.top_p[:, None], 0.0)
             for i, greedy in enumerate(self.greedy):
                 if not greedy:
-                    j = torch.multinomial(sorted_p[i], 1, generator=self.generators[i])
-                    picked[i] = order[i, j[0]]
+                    j = torch.multinomial(probs[i], 1, generator=self.generators[i])[0]
+                    picked[i] = order[i, j] if self.nucleus else j
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(1, picked[:, None], 0.0)
         return out
