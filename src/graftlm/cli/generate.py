@@ -78,8 +78,9 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"teacher: {calls.get('requests', 0)} requests ({calls.get('cached', 0)} from the cache, "
               f"{calls.get('failures', 0)} failed), {calls.get('requests_per_s', 0)} req/s, "
               f"utilisation {100 * calls.get('utilisation', 0):.0f}%", file=sys.stderr)
-    for w in manifest.get("warnings", []):
-        print(f"warning: {w}", file=sys.stderr)
+    if manifest.get("warnings"):  # each was logged as it happened
+        print(f"{len(manifest['warnings'])} leaf warning(s): see above, or `warnings` in {out}/manifest.json",
+              file=sys.stderr)
     return 0
 
 
