@@ -35,7 +35,7 @@ from graftlm.artifacts import (
 )
 from graftlm.config import Recipe, TeacherConfig
 from graftlm.errors import ConfigError, InputError, Location, StageError, TeacherError
-from graftlm.generate.accounting import LeafAccount
+from graftlm.generate.accounting import CORE_TASKS, LeafAccount
 from graftlm.generate.chunking import Chunk, TokenCounter, chunk_document, tokenizer_counter, word_estimate
 from graftlm.generate.dedup import NearDuplicateIndex
 from graftlm.generate.freeform import run_freeform_unit
@@ -112,6 +112,7 @@ def run_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf
         judge = teacher if judge is None else _cached(judge, out / CALLS)
     assert judge is not None
     bar = _Progress(plans, cfg.samples_per_leaf, enabled=progress)
+    bar.resume([done[u.unit_id] for p in plans for u in p.units if u.unit_id in done])
     pools: dict[str, Any] = {}
     try:
         asyncio.run(_run_units(pending, teacher, judge, recipe, journal, done, bar, pools))
@@ -426,6 +427,14 @@ class _Progress:
 
             self.bar = tqdm(total=target * len(plans), unit="sample", desc="generate", file=sys.stderr,
                             dynamic_ncols=True, disable=None)
+
+    def resume(self, results: list[UnitResult]) -> None:
+        """Count the candidates of units finished in an earlier run."""
+        for r in results:
+            self.remaining[r.leaf] -= 1
+            for c in r.candidates:
+                if c["metadata"]["task"] in CORE_TASKS:
+                    self.kept(r.leaf)
 
     def kept(self, leaf: str) -> None:
         self.kept_by_leaf[leaf] += 1
