@@ -110,3 +110,13 @@ def test_fake_judge_scores_by_overlap_in_all_formats() -> None:
     assert fake_responses.respond([{"role": "user", "content": "hello"}], opts, 0) is None
     bad = fake_responses.respond(judge_request(item, f"x {fake_responses.UNJUDGEABLE}"), opts, 0)
     assert bad is not None and parse_knowledge_judgment(bad).score is None
+
+
+def test_close_rating_restores_what_the_stop_string_cut() -> None:
+    from graftlm.evaluate.judge import JUDGE_STOP, close_rating
+
+    assert JUDGE_STOP == ("]]",)
+    assert parse_rating(close_rating("Good.\nRating: [[7")) == 7
+    assert close_rating("Rating: [[ 8.5 ") == "Rating: [[ 8.5 ]]"
+    assert close_rating("No rating here") == "No rating here"
+    assert close_rating("Rating: [[7]]") == "Rating: [[7]]"

@@ -36,6 +36,16 @@ def judge_messages(template: str, **values: Any) -> list[dict[str, str]]:
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": render(template, **values)}]
 
 
+JUDGE_STOP = ("]]",)
+"""Judges stop right after the `[[rating]]` they were asked for: small judges otherwise ramble on to the token
+limit, which is most of the cost of judging on a CPU."""
+
+
+def close_rating(text: str) -> str:
+    """Put back the `]]` that the stop string cut off a judgment ending in `[[7`."""
+    return text + "]]" if re.search(r"\[\[\s*\d{1,2}(?:\.\d+)?\s*$", text) else text
+
+
 @dataclass(frozen=True)
 class Judgment:
     """A parsed judgment: `score` on the 1..10 scale, `correct` for knowledge verdicts, `error` when the

@@ -31,7 +31,7 @@ from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import InputError, Location
 from graftlm.evaluate import mc, retention
 from graftlm.evaluate.answers import ask, fingerprint, gather_limited, is_local, open_teacher
-from graftlm.evaluate.judge import Judgment, parse_score_judgment
+from graftlm.evaluate.judge import JUDGE_STOP, Judgment, close_rating, parse_score_judgment
 from graftlm.evaluate.qa import ItemResult, answer_messages, is_knowledge, judge_request, parse_judgment
 from graftlm.evaluate.scores import metric_entry, qa_entries, verdict
 from graftlm.records import EvalItem
@@ -185,7 +185,8 @@ async def _mt_answers(teacher: Teacher, question: dict[str, Any], opts: Sampling
 
 async def _judge_all(judge_cfg: TeacherConfig, results: list[ItemResult], mt_rows: list[dict[str, Any]],
                      recipe: Recipe, cache_dir: Path) -> None:
-    opts = SamplingOptions(temperature=0.0, max_tokens=recipe.eval.judge_max_tokens, seed=recipe.eval.seed)
+    opts = SamplingOptions(temperature=0.0, max_tokens=recipe.eval.judge_max_tokens, seed=recipe.eval.seed,
+                           stop=JUDGE_STOP)
     judge = open_teacher(judge_cfg, cache_dir)
     try:
         jobs: list[tuple[Any, str, int | None, Any]] = []  # (target, role, turn, messages)
@@ -200,7 +201,7 @@ async def _judge_all(judge_cfg: TeacherConfig, results: list[ItemResult], mt_row
         unique = {hash_obj(m): m for *_, m in jobs}
         judged = dict(zip(unique, await gather_limited([partial(ask, judge, m, opts) for m in unique.values()],
                                                        judge_cfg.max_in_flight, "judging"), strict=True))
-        texts = [judged[hash_obj(m)] for *_, m in jobs]
+        texts = [close_rating(judged[hash_obj(m)]) for *_, m in jobs]
         for (target, role, at_turn, _), text in zip(jobs, texts, strict=True):
             if isinstance(target, ItemResult):
                 target.judgments[role] = parse_judgment(target.item, text)

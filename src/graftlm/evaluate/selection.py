@@ -17,6 +17,7 @@ from pathlib import Path
 from graftlm.artifacts import hash_obj
 from graftlm.config import Recipe
 from graftlm.evaluate.answers import ask, gather_limited, open_teacher
+from graftlm.evaluate.judge import JUDGE_STOP, close_rating
 from graftlm.evaluate.metrics import token_f1
 from graftlm.evaluate.qa import answer_messages, is_knowledge, judge_request, parse_judgment
 from graftlm.evaluate.run import load_items, model_teacher_config
@@ -85,7 +86,7 @@ async def _score(spec: str, items: list[EvalItem], metric: str, recipe: Recipe) 
         return f1
     judge_cfg = recipe.judge_or_teacher
     judge = open_teacher(judge_cfg, None)
-    jopts = SamplingOptions(temperature=0.0, max_tokens=cfg.judge_max_tokens, seed=cfg.seed)
+    jopts = SamplingOptions(temperature=0.0, max_tokens=cfg.judge_max_tokens, seed=cfg.seed, stop=JUDGE_STOP)
     try:
         texts = await gather_limited([partial(ask, judge, judge_request(it, a), jopts)
                                       for it, a in zip(items, answers, strict=True)],
@@ -93,7 +94,7 @@ async def _score(spec: str, items: list[EvalItem], metric: str, recipe: Recipe) 
     finally:
         await judge.aclose()
     scores = [j.score for it, t in zip(items, texts, strict=True)
-              if (j := parse_judgment(it, t)).score is not None]
+              if (j := parse_judgment(it, close_rating(t))).score is not None]
     if not scores:
         log.warning("the judge's ratings of %s could not be parsed; using token F1 on the 1..10 scale", spec)
         return 1 + 9 * f1
