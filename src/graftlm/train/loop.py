@@ -208,6 +208,8 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.learning_rate, betas=cfg.betas, eps=cfg.adam_eps,
+        # fused: one kernel per parameter, no whole-model temporaries (foreach allocates several)
+        fused=not dist.enabled and all(p.dtype == torch.float32 for p in params),
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
 
