@@ -131,6 +131,13 @@ def learned_section(scores: dict[str, Any] | None) -> list[Block]:
         out.append(Block("p", f"Drift on built-in general texts: KL(base || trained) = {_fmt(kl['mean'], 4)} nats "
                               f"per token (95% CI {_ci(kl)}); perplexity {_fmt(ppl.get('base'))} -> "
                               f"{_fmt(ppl.get('trained'))}: {_verdict_words(drift['nll'].get('diff') or {})}."))
+    je = scores.get("judge_errors") or {}
+    if je.get("unparsable"):
+        out.append(Block("note", f"The judge (`{scores.get('judge')}`) wrote no parsable rating in {je['unparsable']} of "
+                                 f"{je['judgments']} judgments ({je['rate']:.0%}). These are left out of the means, "
+                                 "never counted as zeros; a leaf whose judge failed on most answers is decided by "
+                                 "token F1 instead. A stronger judge (`graft eval --judge URL`) gives judged scores "
+                                 "you can trust."))
     for note in scores.get("skipped") or []:
         out.append(Block("note", f"Skipped: {note}"))
     return out

@@ -113,3 +113,10 @@ def test_chromium_check_catches_a_broken_plot(tmp_path: Path) -> None:
     broken.write_text(page[:first] + "AAAA" + page[first + 400:])
     total, loaded = _body_counts(_render(broken, tmp_path))
     assert total == 4 and loaded == 3
+
+
+def test_judge_error_rate_is_stated_plainly(tmp_path: Path) -> None:
+    md = (run_report(make_run_dir(tmp_path / "run")) / "report.md").read_text()
+    learned = md.split("## Evaluation per leaf")[0]
+    # one base knowledge judgment of 20 + 8 skill + 24 MT-Bench turn judgments is unparsable
+    assert "wrote no parsable rating in 1 of 52 judgments (2%)" in learned

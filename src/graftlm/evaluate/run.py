@@ -356,4 +356,13 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
         "overall": overall,
         "retention": ret,
         "skipped": skipped,
+        "judge_errors": judge_error_summary(results, mt_rows) if judged else None,
     }
+
+
+def judge_error_summary(results: list[ItemResult], mt_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many of all judgments had no parsable rating: the judge error rate of the whole evaluation."""
+    ratings = [j.score for r in results for j in r.judgments.values()]
+    ratings += [j.score if j is not None else None for row in mt_rows for js in row["judgments"].values() for j in js]
+    bad = sum(1 for x in ratings if x is None)
+    return {"judgments": len(ratings), "unparsable": bad, "rate": bad / len(ratings) if ratings else None}

@@ -80,8 +80,14 @@ def verdict(kind: str, evaluators: dict[str, Any]) -> dict[str, Any]:
     """A plain answer for one leaf: learned / not significant / got worse / cannot tell, with the numbers."""
     metric = primary_metric(kind, evaluators)
     if metric is None:
-        return {"metric": None, "answer": "not evaluated",
-                "text": "No usable scores for this leaf (no judge, or the judge's output could not be parsed)."}
+        judged = evaluators.get("judge_score", {}).get("trained")
+        if judged and judged.get("judge_errors"):
+            total = judged["judge_errors"] + judged["n"]
+            why = (f"the judge's ratings could not be parsed for {judged['judge_errors']} of {total} answers; "
+                   "use a stronger judge (`--judge`)")
+        else:
+            why = "no judge was used (eval.use_judge is off)" if not judged else "no answers were scored"
+        return {"metric": None, "answer": "not evaluated", "text": f"Not evaluated: {why}."}
     entry = evaluators[metric]
     trained = entry["trained"]
     name = entry["description"]
