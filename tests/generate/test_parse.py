@@ -56,6 +56,8 @@ def test_questions_plain_single_answer_and_rejects():
 def test_questions_stop_at_answer_label():
     out = parse_questions("Question: What is the capital of France today?\nAnswer: Paris.")
     assert out.items == ["What is the capital of France today?"]
+    out = parse_questions("Question: What is the capital of France today? Answer: Paris.")
+    assert out.items == ["What is the capital of France today?"]
 
 
 def test_context_strips_label_and_runon_questions():
@@ -99,6 +101,8 @@ def test_qa_pairs_labelled_json_and_missing_answer():
     out = parse_qa_pairs('[{"question": "How long is the valley?", "answer": "48 km"}]')
     assert out.items[0].answer == "48 km"
     assert [r.reason for r in parse_qa_pairs("The valley is nice.").rejects] == ["no_pair_found"]
+    inline = parse_qa_pairs("Question: What is the smallest town? Answer: The smallest town is Hunby.")
+    assert [(p.question, p.answer) for p in inline.items] == [("What is the smallest town?", "The smallest town is Hunby.")]
 
 
 def test_knowledge_check():

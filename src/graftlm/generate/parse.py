@@ -152,7 +152,8 @@ def _json_value(text: str) -> object | None:
 
 
 def _check_question(q: str, out: Parsed[str]) -> None:
-    q = _clean(q)
+    inline = _INLINE_ANSWER.match(q)  # a teacher that answered its own question on the same line
+    q = _clean(inline.group(1) if inline else q)
     if _words(q) < MIN_QUESTION_WORDS:
         out.rejects.append(Reject("too_short", q))
     elif _words(q) > MAX_QUESTION_WORDS:
@@ -296,6 +297,9 @@ def parse_rating(text: str) -> Parsed[Rating]:
     return out
 
 
+_INLINE_ANSWER = re.compile(r"^(.*?\S)\s+[*_]*Answer\s*[:：]\s*[*_]*\s*(\S.*)$", re.S)
+
+
 def parse_qa_pairs(text: str) -> Parsed[QAPair]:
     """`knowledge_qa`: `Question:` / `Answer:` pairs (also `Q:`/`A:`), or a JSON list of objects."""
     out: Parsed[QAPair] = Parsed()
@@ -310,6 +314,10 @@ def parse_qa_pairs(text: str) -> Parsed[QAPair]:
             if pending is not None:
                 out.rejects.append(Reject("missing_answer", pending))
             pending = body
+            inline = _INLINE_ANSWER.match(body)  # "Question: ...? Answer: ..." on one line
+            if inline:
+                pairs.append((inline.group(1), inline.group(2)))
+                pending = None
         elif pending is not None:
             pairs.append((pending, body))
             pending = None
