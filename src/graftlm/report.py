@@ -84,7 +84,17 @@ def load_inputs(run_dir: Path) -> dict[str, Any]:
         "train": phases or None,
         "train_manifest": read_manifest(train_dir) if train_dir.is_dir() else None,
         "scores": safe_json(run_dir / "eval" / "scores.json"),
+        "answers": _safe_jsonl(run_dir / "eval" / "answers.jsonl"),
     }
+
+
+def _safe_jsonl(path: Path) -> list[dict[str, Any]] | None:
+    if not path.is_file():
+        return None
+    try:
+        return [r for r in read_jsonl(path) if isinstance(r, dict)]
+    except Exception:  # noqa: BLE001 - a broken answers file only loses the examples section
+        return None
 
 
 def build_blocks(run_dir: Path, inputs: dict[str, Any]) -> list[Block]:
@@ -92,6 +102,7 @@ def build_blocks(run_dir: Path, inputs: dict[str, Any]) -> list[Block]:
     scores = inputs["scores"]
     blocks += learned_section(scores)
     blocks += eval_section(scores)
+    blocks += examples_section(inputs["answers"])
     blocks += training_section(inputs["train"], inputs["train_manifest"])
     blocks += funnel_section(inputs["generate"])
     blocks.append(Block("note", f"Written by `graft report {run_dir}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."))
@@ -167,6 +178,48 @@ def eval_section(scores: dict[str, Any] | None) -> list[Block]:
         out.append(Block("img", "Per-leaf scores before and after training, with 95% bootstrap intervals",
                          png=png, name="eval_leaves.png"))
     return out
+
+
+def examples_section(answers: list[dict[str, Any]] | None, per_leaf: int = 3) -> list[Block]:
+    """A few held-out questions per leaf with both answers: those the trained model improved most on."""
+    rows = [r for r in answers or [] if r.get("evaluator") in ("knowledge_qa", "skill_judged")]
+    if not rows:
+        return []
+    out = [Block("h2", "Example answers"),
+               Block("p", f"Per leaf, the {per_leaf} held-out questions where the trained model gained most over the base "
+                          "model (token F1 for knowledge, judge rating for skills).")]
+    by_leaf: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_leaf.setdefault(str(r.get("leaf")), []).append(r)
+    table = [["leaf", "question", "reference", "base answer", "trained answer"]]
+    for leaf, group in by_leaf.items():
+        for r in sorted(group, key=_gain, reverse=True)[:per_leaf]:
+            ans = r.get("answers") or {}
+            table.append([_short(leaf), _clip(r.get("question")), _clip(r.get("reference")),
+                          _clip(ans.get("base", "-")) + _judged(r, "base"),
+                          _clip(ans.get("trained", "-")) + _judged(r, "trained")])
+    out.append(Block("table", rows=table))
+    return out
+
+
+def _gain(r: dict[str, Any]) -> float:
+    def value(role: str) -> float:
+        m = (r.get("metrics") or {}).get(role) or {}
+        if "token_f1" in m:
+            return float(m["token_f1"])
+        j = (r.get("judgments") or {}).get(role) or {}
+        return float(j.get("score") or 0) / 10
+    return value("trained") - value("base")
+
+
+def _judged(r: dict[str, Any], role: str) -> str:
+    j = (r.get("judgments") or {}).get(role) or {}
+    return f" [judge: {j['score']:g}]" if isinstance(j.get("score"), (int, float)) else ""
+
+
+def _clip(text: Any, width: int = 220) -> str:
+    t = " ".join(str(text or "").split())
+    return t if len(t) <= width else t[: width - 3] + "..."
 
 
 def training_section(phases: dict[str, dict[str, Any]] | None, manifest: dict[str, Any] | None) -> list[Block]:

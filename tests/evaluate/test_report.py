@@ -120,3 +120,21 @@ def test_judge_error_rate_is_stated_plainly(tmp_path: Path) -> None:
     learned = md.split("## Evaluation per leaf")[0]
     # one base knowledge judgment of 20 + 8 skill + 24 MT-Bench turn judgments is unparsable
     assert "wrote no parsable rating in 1 of 52 judgments (2%)" in learned
+
+
+def test_examples_show_the_biggest_gains_first(tmp_path: Path) -> None:
+    from graftlm.artifacts import write_jsonl
+
+    run = make_run_dir(tmp_path / "run", ("eval",))
+    rows = [{"evaluator": "knowledge_qa", "leaf": KNOWLEDGE_LEAF, "question": f"Question {i}?", "reference": f"ref {i}",
+             "answers": {"base": f"base says {i}", "trained": f"trained | says {i}"},
+             "judgments": {"trained": {"score": 8.0}},
+             "metrics": {"base": {"token_f1": 0.1}, "trained": {"token_f1": 0.1 * i}}} for i in range(6)]
+    write_jsonl(run / "eval" / "answers.jsonl", rows)
+    md = (run_report(run) / "report.md").read_text()
+    section = md.split("## Example answers")[1].split("## ")[0]
+    assert section.index("Question 5?") < section.index("Question 4?") < section.index("Question 3?")
+    assert "Question 2?" not in section
+    assert "trained \\| says 5 [judge: 8]" in section
+    (run / "eval" / "answers.jsonl").unlink()
+    assert "## Example answers" not in (run_report(run) / "report.md").read_text()
