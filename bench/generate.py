@@ -6,7 +6,7 @@ with unlimited parallelism. `graft generate`'s request pool should keep at least
 concurrency (`teacher.max_in_flight`) busy over the whole run (issue 4). Prints a table of requests,
 requests per second, mean requests in flight and utilisation.
 
-    .venv/bin/python bench/generate.py [--latency 0.2] [--in-flight 32] [--leaves 20] [--samples 30]
+    .venv/bin/python bench/generate.py [--latency 0.5] [--in-flight 32] [--leaves 20] [--samples 30]
 """
 
 from __future__ import annotations
@@ -40,7 +40,28 @@ def serve(port: int, latency: float, ready: mp.synchronize.Event) -> None:  # ty
     async def models(request: Request) -> JSONResponse:
         return JSONResponse({"object": "list", "data": [{"id": "fake-teacher", "object": "model"}]})
 
+    busy = {"in_flight": 0, "area": 0.0, "t": 0.0, "first": 0.0, "last": 0.0}
+
+    def tick(delta: int) -> None:
+        now = time.perf_counter()
+        if busy["first"] == 0.0:
+            busy["first"] = busy["t"] = now
+        busy["area"] += busy["in_flight"] * (now - busy["t"])
+        busy["t"] = busy["last"] = now
+        busy["in_flight"] += delta
+
+    async def stats(request: Request) -> JSONResponse:
+        span = max(1e-9, busy["last"] - busy["first"])
+        return JSONResponse({"mean_in_flight": busy["area"] / span, "span_s": span})
+
     async def chat(request: Request) -> JSONResponse:
+        tick(+1)
+        try:
+            return await answer(request)
+        finally:
+            tick(-1)
+
+    async def answer(request: Request) -> JSONResponse:
         body = await request.json()
         opts = SamplingOptions(temperature=float(body.get("temperature", 0.0)), n=int(body.get("n", 1)),
                                max_tokens=int(body.get("max_tokens", 256)))
@@ -57,7 +78,8 @@ def serve(port: int, latency: float, ready: mp.synchronize.Event) -> None:  # ty
         ready.set()
         yield
 
-    app = Starlette(routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"])],
+    app = Starlette(routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"]),
+                            Route("/stats", stats)],
                     lifespan=lifespan)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=2048)
 
@@ -101,7 +123,7 @@ def make_taxonomy(root: Path, leaves: int) -> Path:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--latency", type=float, default=0.2, help="server latency per request, seconds")
+    ap.add_argument("--latency", type=float, default=0.5, help="server latency per request, seconds")
     ap.add_argument("--in-flight", type=int, default=32, help="teacher.max_in_flight")
     ap.add_argument("--leaves", type=int, default=20)
     ap.add_argument("--samples", type=int, default=30, help="generate.samples_per_leaf")
@@ -129,6 +151,9 @@ def main() -> int:
             out = run_generate(tax, Path(tmp) / "out", recipe, progress=False)
             wall = time.perf_counter() - t0
             m = read_manifest(out) or {}
+            import httpx
+
+            server_side = httpx.get(f"http://127.0.0.1:{port}/stats").json()
     finally:
         server.terminate()
         server.join(5)
@@ -142,7 +167,9 @@ def main() -> int:
         ("wall time, requests (s)", f"{calls['wall_s']:.1f}"),
         ("requests/s (ideal at full concurrency)", f"{calls['requests_per_s']:.1f} ({ideal:.0f})"),
         ("mean requests in flight", f"{calls['mean_in_flight']:.1f} of {args.in_flight}"),
-        ("utilisation", f"{100 * calls['utilisation']:.1f}% (target >= 90%)"),
+        ("utilisation at the client", f"{100 * calls['utilisation']:.1f}% (target >= 90%)"),
+        ("mean requests in flight at the server", f"{server_side['mean_in_flight']:.1f} "
+                                                  f"({100 * server_side['mean_in_flight'] / args.in_flight:.1f}%)"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"generate benchmark: fake OpenAI server (uvicorn, loopback), latency {args.latency}s")
