@@ -238,7 +238,7 @@ def training_section(phases: dict[str, dict[str, Any]] | None, manifest: dict[st
         sel = man.get("selected")
         rows.append([name, str(m[-1].get("step", len(m))) if m else "-", str(m[-1].get("samples_seen", "-")) if m else "-",
                      _fmt(m[0]["loss"], 4) if m else "-", _fmt(m[-1]["loss"], 4) if m else "-",
-                     _fmt(max((x.get("lr") or 0) for x in m), 8) if m else "-", str(len(cks)),
+                     f"{max((x.get('lr') or 0) for x in m):.3g}" if m else "-", str(len(cks)),
                      Path(sel).name if sel else ("(phase unfinished)" if not man else "-")])
     out.append(Block("table", rows=rows))
     missing = [n for n, ph in phases.items() if not ph["metrics"]]
