@@ -124,3 +124,17 @@ def test_batcher_groups_waiting_rows_and_reports_errors() -> None:
         batcher.run_sync([-1])
     assert batcher.run_sync([2, 3]) == [20, 30]  # the worker survived the failure
     batcher.close()
+
+
+def test_batcher_waits_for_clients_of_the_last_batch() -> None:
+    batcher: Batcher[int, int] = Batcher(lambda rows: rows, max_batch=8, wait_s=0.1, straggler_s=1.0)
+    first = [batcher.submit([i]) for i in range(4)]
+    assert [f.result(5) for f in first] == [[0], [1], [2], [3]]
+    assert batcher.batch_sizes == [4]
+    later = []
+    for i in range(4):  # the same four clients come back 20 ms apart
+        later.append(batcher.submit([i]))
+        time.sleep(0.02)
+    assert [f.result(5) for f in later] == [[0], [1], [2], [3]]
+    assert batcher.batch_sizes == [4, 4]  # one batch, not four
+    batcher.close()

@@ -32,15 +32,19 @@ class _Job(Generic[RowT, OutT]):
 class Batcher(Generic[RowT, OutT]):
     """Runs `run_batch(rows) -> outputs` (same length, same order) on batches of submitted rows.
 
-    `wait_s` is how long the first request of an idle batcher waits for others; `max_batch` caps the
-    rows of one call (a request's rows are never split over two calls unless it alone exceeds it).
+    `wait_s` is how long the first request of an idle batcher waits for others, `straggler_s` how long
+    it waits while fewer rows are queued than the previous batch had (its clients are coming back);
+    `max_batch` caps the rows of one call (a request's rows are never split over two calls unless it
+    alone exceeds it).
     `batch_sizes` records the number of rows of every call made, for tests and benchmarks."""
 
     def __init__(self, run_batch: Callable[[list[RowT]], Sequence[OutT]], *, max_batch: int = 32,
-                 wait_s: float = 0.005, name: str = "graft-batcher") -> None:
+                 wait_s: float = 0.005, straggler_s: float = 0.05, name: str = "graft-batcher") -> None:
         self.run_batch = run_batch
         self.max_batch = max(1, max_batch)
         self.wait_s = wait_s
+        self.straggler_s = straggler_s
+        self._last_size = 1
         self.name = name
         self.batch_sizes: list[int] = []
         self._queue: queue.Queue[_Job[RowT, OutT] | None] = queue.Queue()
@@ -91,10 +95,12 @@ class Batcher(Generic[RowT, OutT]):
                 return
             jobs = [job]
             n_rows = len(job.rows)
-            deadline = time.monotonic() + self.wait_s
+            start = time.monotonic()
             stop = False
             while n_rows < self.max_batch:
-                timeout = deadline - time.monotonic()
+                # Clients answered by the last batch come back one by one: wait a little longer for them.
+                limit = self.wait_s if n_rows >= self._last_size else max(self.wait_s, self.straggler_s)
+                timeout = start + limit - time.monotonic()
                 try:
                     nxt = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
                 except queue.Empty:
@@ -107,6 +113,7 @@ class Batcher(Generic[RowT, OutT]):
                     break
                 jobs.append(nxt)
                 n_rows += len(nxt.rows)
+            self._last_size = n_rows
             self._run_jobs(jobs)
             if stop:
                 return
