@@ -178,3 +178,12 @@ def test_without_a_base_model_the_verdict_says_so() -> None:
     leaf = scores["leaves"]["k"]
     assert "diff" not in leaf["evaluators"]["judge_correct"]
     assert leaf["verdict"]["answer"] == "no base model" and "Trained: 1.00" in leaf["verdict"]["text"]
+
+
+def test_a_missing_judge_model_fails_before_any_answer(generate_dir: Path, tmp_path: Path) -> None:
+    from graftlm.errors import ModelError
+
+    recipe = recipe_from_dict({**FAKE, "judge": {"model": str(tmp_path / "no-such-judge")}})
+    with pytest.raises(ModelError, match="model not found"):
+        run_eval("fake", generate_dir, tmp_path / "eval", recipe)
+    assert not (tmp_path / "eval").exists()

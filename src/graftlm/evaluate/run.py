@@ -52,7 +52,7 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     mt_questions = retention.load_mt_bench(cfg.mt_bench_questions) if cfg.mt_bench_questions and judge_cfg else []
     input_hash = hash_obj({
         "models": {role: [spec, fingerprint(spec)] for role, spec in roles.items()},
-        "judge": judge_cfg.model_dump() if judge_cfg else None,
+        "judge": [judge_cfg.model_dump(), fingerprint(judge_cfg.model)] if judge_cfg else None,
         "eval": cfg.model_dump(), "eval_jsonl": hash_file(data_dir / "eval.jsonl"),
         "chunks": hash_file(data_dir / "chunks.jsonl") if (data_dir / "chunks.jsonl").is_file() else None,
     })
@@ -94,7 +94,7 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     write_manifest(out, {
         "stage": "eval", "input_hash": input_hash, "model": model, "base_model": base_model,
         "judge": judge_cfg.model if judge_cfg else None, "data_dir": str(data_dir),
-        "data_manifest": read_manifest(data_dir), "config": cfg.model_dump(),
+        "data_input_hash": (read_manifest(data_dir) or {}).get("input_hash"), "config": cfg.model_dump(),
         "counts": {"items": len(items), "mt_bench": len(mt_rows), "multiple_choice": len(mc_rows),
                    "drift_texts": len(drift_rows)},
         "seconds": round(time.time() - start, 1),
