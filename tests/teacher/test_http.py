@@ -112,15 +112,24 @@ def test_gives_up_after_max_retries_with_clear_error(httpx_mock: HTTPXMock) -> N
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-def test_client_errors_are_not_retried(httpx_mock: HTTPXMock, status: int) -> None:
+def test_client_errors_are_not_retried(httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch, status: int) -> None:
+    monkeypatch.delenv("GRAFT_TEST_KEY", raising=False)
     httpx_mock.add_response(url=CHAT, status_code=status, json={"error": {"message": "nope", "type": "x"}})
     teacher = make()
     with pytest.raises(TeacherError) as err:
         chat(teacher)
     assert len(httpx_mock.get_requests()) == 1
     assert f"HTTP {status}" in err.value.message and "nope" in err.value.message
-    if status in (401, 403):
-        assert "check the API key in $GRAFT_TEST_KEY" in (err.value.hint or "")
+    if status in (401, 403):  # no key in the environment: say so
+        assert "export GRAFT_TEST_KEY=<key>" in (err.value.hint or "")
+
+
+def test_rejected_key_names_the_variable(httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRAFT_TEST_KEY", "wrong")
+    httpx_mock.add_response(url=CHAT, status_code=401, json={"error": {"message": "bad key"}})
+    with pytest.raises(TeacherError) as err:
+        chat(make())
+    assert "check the API key in $GRAFT_TEST_KEY" in (err.value.hint or "")
 
 
 def test_retry_after_is_honoured(httpx_mock: HTTPXMock) -> None:

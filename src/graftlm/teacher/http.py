@@ -124,6 +124,7 @@ class HttpTeacher:
             "transport": transport,
         }
         self._verify: Any = None
+        self._has_key = bool(api_key)
 
     @classmethod
     def from_config(cls, config: TeacherConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> HttpTeacher:
@@ -274,6 +275,9 @@ class HttpTeacher:
         where = f"HTTP {status} from {url}: {detail}"
         if status in (401, 403):
             var = self.api_key_env or "the API key variable"
+            if not self._has_key:
+                return TeacherError(f"{where} (the server wants an API key and none was sent)",
+                                    hint=f"export {var}=<key>, or set teacher.api_key_env to the variable holding it")
             return TeacherError(f"{where} (the server rejected the API key)",
                                 hint=f"check the API key in ${var} (teacher.api_key_env names the variable)")
         if status == 404:
