@@ -90,3 +90,22 @@ def test_lm_eval_missing_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ConfigError, match="lm-evaluation-harness is not installed"):
         retention.check_lm_eval(["mmlu"])
     retention.check_lm_eval([])
+
+
+def test_sentences_survive_pdf_style_headings_and_wrapped_lines() -> None:
+    text = ("Coins show the moss hare on one\nside and the Greywatch Lighthouse on the other. Economy\n"
+            "Tourism is the largest industry of Vescary and makes up 38 percent of the economy. The biggest race "
+            "is held in\nGrellby every June. Music\nVescari folk music is played on the skellow, a small harp.\n\n"
+            "History\nThe first settlers reached Vescary in the year 1186, led by Maud Ostrey.")
+    got = mc.sentences(text)
+    assert got == [
+        "Coins show the moss hare on one side and the Greywatch Lighthouse on the other.",
+        "Tourism is the largest industry of Vescary and makes up 38 percent of the economy.",
+        "The biggest race is held in Grellby every June.",
+        "Vescari folk music is played on the skellow, a small harp.",
+        "The first settlers reached Vescary in the year 1186, led by Maud Ostrey.",
+    ]
+    line = "In 2024, on 12 May, Vescary had 61,300 people in June."
+    kinds = {(k, line[a:b]) for k, a, b in mc.spans(line)}
+    assert kinds == {("number", "2024"), ("number", "12"), ("month", "May"), ("name", "Vescary"),
+                     ("number", "61,300"), ("month", "June")}

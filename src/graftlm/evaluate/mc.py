@@ -15,7 +15,10 @@ from typing import Any
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _MARKUP = re.compile(r"[#*_`>|]+")
-_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w])")
+_NUMBER = re.compile(r"(?<![\w.,])\d(?:[\d,]*\d)?(?:\.\d+)?(?![\w])")
+_STARTERS = {"The", "This", "That", "These", "It", "Its", "In", "On", "At", "A", "An", "They", "There", "He", "She"}
+_MONTHS = {"January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
 _NAME = re.compile(r"(?<![\w])[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*")
 MIN_WORDS, MAX_WORDS = 6, 60
 
@@ -45,8 +48,11 @@ class MCQuestion:
 def sentences(text: str) -> list[str]:
     """Plain sentences of a Markdown-ish text, one line of prose at a time (headings and tables dropped)."""
     out = []
+    # PDF text leaves a heading at the end of the line before its section: "... the other. Economy\nTourism is"
+    text = re.sub(r"([.!?])[ \t]+[A-Z][\w-]*(?:[ \t]+[A-Z][\w-]*){0,2}[ \t]*\n(?=[A-Z\"'])", r"\1\n", text)
     for para in re.split(r"\n\s*\n", text):
-        lines = [ln for ln in para.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", "|", "```"))]
+        lines = [ln for ln in para.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", "|", "```"))
+                 and not _is_heading(ln)]
         prose = _MARKUP.sub("", " ".join(ln.strip().lstrip("-+ ") for ln in lines))
         prose = re.sub(r"\s+", " ", prose).strip()
         for s in _SENTENCE.split(prose):
@@ -55,11 +61,21 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+def _is_heading(line: str) -> bool:
+    """A short line without closing punctuation (PDF text keeps headings as plain lines)."""
+    words = line.split()
+    return (len(words) <= 5 and not re.search(r"[.!?:;,]", line)
+            and all(w[:1].isupper() or not w[:1].isalpha() for w in words))
+
+
 def spans(sentence: str) -> list[tuple[str, int, int]]:
-    """Blankable facts in a sentence: (kind, start, end). Names at the very start are skipped (they are
+    """Blankable facts in a sentence: (kind, start, end), kind `number`, `month` (months and weekdays) or
+    `name`. Names at the very start are skipped (they are
     capitalised only because they start the sentence, or are the topic every option would share)."""
     found = [("number", m.start(), m.end()) for m in _NUMBER.finditer(sentence)]
-    found += [("name", m.start(), m.end()) for m in _NAME.finditer(sentence) if m.start() > 0]
+    found += [("month" if m.group(0) in _MONTHS else "name", m.start(), m.end())
+              for m in _NAME.finditer(sentence)
+              if m.start() > 0 and not any(w in _STARTERS for w in m.group(0).split()[1:])]
     return found
 
 
@@ -68,7 +84,7 @@ def build_questions(leaf: str, chunks: list[dict[str, Any]], *, limit: int, opti
     """Up to `limit` cloze questions of one leaf, at most one per sentence, deterministic for a seed."""
     rng = random.Random(f"{seed}:{leaf}")
     candidates: list[tuple[str, str, str, int, int]] = []  # chunk_id, sentence, kind, start, end
-    pool: dict[str, set[str]] = {"number": set(), "name": set()}
+    pool: dict[str, set[str]] = {"number": set(), "name": set(), "month": set()}
     for chunk in chunks:
         for sent in sentences(str(chunk.get("text", ""))):
             found = spans(sent)
