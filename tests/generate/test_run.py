@@ -130,7 +130,11 @@ def test_teacher_failures_become_rejects(taxonomy: Path, tmp_path: Path):
     run_generate(taxonomy, out, recipe(max_failed_share=0.5), teacher=teacher, progress=False)
     reasons = {(r["stage"], r["reason"]) for r in lines(out / "rejects.jsonl")}
     assert any(reason == "teacher_error:TeacherError" for _, reason in reasons)
-    assert json.loads((out / "manifest.json").read_text())["counts"]["train"] > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["train"] > 0
+    for name, acc in manifest["leaves"].items():  # failed requests are in the funnel too
+        rejected = sum(sum(r.values()) for r in acc["rejected"].values())
+        assert acc["generated"] == rejected + acc["duplicates"] + acc["eval_generated"] + acc["kept"], name
 
 
 def test_failing_teacher_stops_and_rerun_retries(taxonomy: Path, tmp_path: Path):
