@@ -33,7 +33,7 @@ from graftlm.artifacts import (
     write_jsonl,
     write_manifest,
 )
-from graftlm.config import Recipe, TeacherConfig
+from graftlm.config import GenerateConfig, Recipe, TeacherConfig
 from graftlm.errors import ConfigError, InputError, Location, StageError, TeacherError
 from graftlm.generate.accounting import CORE_TASKS, LeafAccount
 from graftlm.generate.chunking import Chunk, TokenCounter, chunk_document, tokenizer_counter, word_estimate
@@ -531,7 +531,7 @@ def _grounded_text(context: str | None, question: str) -> str:
     return f"{context}\n\n{question}"
 
 
-def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: Any,
+def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: GenerateConfig,
                 acc: LeafAccount) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Dedup against seeds, held-out items and earlier candidates; move a share to eval; cap at target."""
     leaf = plan.leaf
