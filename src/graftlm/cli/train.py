@@ -91,6 +91,14 @@ def _train(args: argparse.Namespace) -> int:
     out = run_train(mix_dir, args.out, recipe, scorer=scorer)
     manifest = read_manifest(out)
     if manifest and int(os.environ.get("RANK", "0")) == 0:
+        rows = []
+        for name in manifest["phases"]:
+            phase = read_manifest(out / name) or {}
+            sel: dict = next((c for c in phase.get("checkpoints", []) if c["path"] == phase.get("selected")), {})
+            score = sel.get("score")
+            rows.append((name, phase.get("samples", "-"), phase.get("steps", "-"), Path(sel.get("path", "-")).name,
+                         "-" if score is None else f"{score:.4f}"))
+        print(format_table(["phase", "samples", "steps", "selected", "score"], rows))
         print(f"trained phases: {', '.join(manifest['phases'])}")
         print(f"final model: {manifest['final_model']}")
     return 0

@@ -160,7 +160,7 @@ class TrainConfig(Section):
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about a third slower."""
 
-    loss_chunk_tokens: int | None = Field(default=2048, ge=1)
+    loss_chunk_tokens: int | None = Field(default=1024, ge=1)
     """Compute the loss straight from the hidden states in chunks of this many tokens, never holding a whole
     row's logits (a 49k vocabulary makes them the largest tensor). None: ordinary full logits. Used in
     single-process training; under torchrun (FSDP) the full logits are used."""
