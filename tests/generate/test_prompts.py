@@ -36,3 +36,14 @@ def test_fake_is_deterministic_and_passes_on_other_prompts():
 def test_only_the_leaf_seed_is_in_a_question_prompt():
     text = render_text("freeform_questions", **VARS)
     assert "Ask a neighbour to trim a hedge." in text and "Write 2 new questions" in text
+
+
+def test_seed_rotation_is_linear_in_chunks():
+    from collections import Counter
+
+    from graftlm.generate.knowledge import rotate_examples
+
+    shown = [rotate_examples(5, chunk, 2) for chunk in range(10)]
+    assert all(len(s) == 2 and len(set(s)) == 2 for s in shown)  # k distinct seeds per chunk, no more
+    assert set(Counter(i for s in shown for i in s).values()) == {4}  # every seed used equally
+    assert rotate_examples(3, 0, 5) == [0, 1, 2] and rotate_examples(0, 4, 1) == []
