@@ -233,7 +233,7 @@ def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate, k
         per_chunk = max(1, math.ceil(want / max(1, len(plan.chunks))))
         for c in plan.chunks:
             chunk = {"chunk_id": c.chunk_id, "doc": c.doc, "doc_sha256": c.doc_sha256, "text": c.text}
-            shown = [examples[k] for k in rotate_examples(len(examples), c.index + len(plan.units), cfg.seeds_per_chunk)]
+            shown = [examples[k] for k in rotate_examples(len(examples), len(plan.units), cfg.seeds_per_chunk)]
             plan.units.append(Unit("knowledge", leaf, len(plan.units),
                                    {"chunk": chunk, "examples": shown, "n_pairs": per_chunk}, key))
         for c in plan.chunks:
