@@ -138,3 +138,29 @@ def test_batcher_waits_for_clients_of_the_last_batch() -> None:
     assert [f.result(5) for f in later] == [[0], [1], [2], [3]]
     assert batcher.batch_sizes == [4, 4]  # one batch, not four
     batcher.close()
+
+
+@pytest.mark.real_model
+def test_left_padding_keeps_greedy_answers_on_the_embedded_model() -> None:
+    """A short prompt batched with a long one (so it is left-padded) answers exactly as it does alone."""
+    from graftlm.errors import ModelError
+
+    try:
+        t = LocalTeacher.from_config(TeacherConfig(model="default", device="cpu", dtype="float32"))
+    except ModelError as e:
+        pytest.skip(f"embedded model not available: {e}")
+    options = SamplingOptions(max_tokens=10)
+    short = [{"role": "user", "content": "What is 2+2?"}]
+    long = [{"role": "user", "content": "Describe the history of Paris: its founding, growth and major events."}]
+    t.batcher.wait_s = 0.5  # make sure the two requests below share a batch, even on a busy machine
+    try:
+        alone = t.chat_sync(short, options).texts
+
+        async def both() -> Any:
+            return await asyncio.gather(t.chat(short, options), t.chat(long, options))
+
+        padded, _ = asyncio.run(both())
+        assert t.batcher.batch_sizes[-1] == 2
+        assert padded.texts == alone and "4" in alone[0]
+    finally:
+        asyncio.run(t.aclose())
