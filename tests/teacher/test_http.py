@@ -232,3 +232,4 @@ def test_malformed_answers_are_clear_errors(httpx_mock: HTTPXMock) -> None:
         chat(make())
     with pytest.raises(TeacherError, match="n=2"):
         chat(make(), SamplingOptions(n=2))
+

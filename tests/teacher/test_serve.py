@@ -99,6 +99,15 @@ def test_models_endpoint_and_seeded_answers(server: str, tiny_model: Path) -> No
     assert a["usage"]["total_tokens"] == a["usage"]["prompt_tokens"] + a["usage"]["completion_tokens"]
 
 
+def test_one_client_in_several_event_loops(server: str) -> None:
+    teacher = client(server, model_name="x")
+    ask = [{"role": "user", "content": "hi"}]
+    first = asyncio.run(teacher.chat(ask, SamplingOptions(max_tokens=3)))
+    second = asyncio.run(teacher.chat(ask, SamplingOptions(max_tokens=3)))  # the first loop is closed now
+    assert first.texts == second.texts
+    asyncio.run(teacher.aclose())
+
+
 def test_wrong_or_missing_key_gets_401(server: str) -> None:
     r = httpx.get(server + "/v1/models")
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"

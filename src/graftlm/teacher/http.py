@@ -114,6 +114,8 @@ class HttpTeacher:
         self.requests = 0
         self.retries = 0
         self._rr = itertools.count()
+        self._max_in_flight = max_in_flight
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._semaphore = asyncio.Semaphore(max_in_flight)
         self._model_lock = asyncio.Lock()
         self._max_pools = -(-max_in_flight // POOL_CONNECTIONS)
@@ -166,6 +168,7 @@ class HttpTeacher:
         return result
 
     async def aclose(self) -> None:
+        self._bind_loop()  # pools made in a loop that has ended cannot be closed from this one
         for endpoint in self.endpoints:
             pools, endpoint.pools = endpoint.pools, []
             for pool in pools:
@@ -175,6 +178,7 @@ class HttpTeacher:
         """The model name from the config, or the first model the first endpoint lists."""
         if self.model_name:
             return self.model_name
+        self._bind_loop()
         async with self._model_lock:
             if not self.model_name:
                 data = await self.request("GET", "/models")
@@ -207,7 +211,20 @@ class HttpTeacher:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * (2 ** attempt))
         return random.uniform(ceiling / 2, ceiling)
 
+    def _bind_loop(self) -> None:
+        """Clients, semaphore and lock belong to one event loop; a caller that runs several
+        `asyncio.run`s with one teacher gets fresh ones in each new loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                for endpoint in self.endpoints:
+                    endpoint.pools = []  # their connections died with the old loop
+                self._semaphore = asyncio.Semaphore(self._max_in_flight)
+                self._model_lock = asyncio.Lock()
+            self._loop = loop
+
     async def request(self, method: str, path: str, json: dict[str, Any] | None = None) -> Any:
+        self._bind_loop()
         async with self._semaphore:
             last = ""
             for attempt in range(self.max_retries + 1):
