@@ -63,6 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     from graftlm.serve import serve
     from graftlm.teacher.local import LocalTeacher
 
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local models only: never reach for a hub
     if args.model.startswith(("http://", "https://")):
         raise ConfigError(f"graft serve runs a local model, not an endpoint: {args.model}",
                           hint="pass `default`, a model folder or a .gguf file")
@@ -87,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from graftlm.teacher.factory import make_teacher
 
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     config = TeacherConfig(model=args.model, device=args.device, dtype=args.dtype, max_in_flight=args.max_batch,
                            api_key_env=args.api_key_env)
     options = SamplingOptions(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
