@@ -187,3 +187,22 @@ def test_a_missing_judge_model_fails_before_any_answer(generate_dir: Path, tmp_p
     with pytest.raises(ModelError, match="model not found"):
         run_eval("fake", generate_dir, tmp_path / "eval", recipe)
     assert not (tmp_path / "eval").exists()
+
+
+def test_a_knowledge_verdict_mentions_the_other_judge_free_evidence() -> None:
+    from graftlm.evaluate.run import build_scores
+    from graftlm.evaluate.stats import compare
+
+    results = _results("I think it is fine.")
+    for r in results:  # the trained model's answers are no better by F1 ...
+        r.answers["trained"] = "no idea"
+        r.score_metrics()
+    mc_q = [{"question": type("Q", (), {"leaf": "k"})(), "results": {"base": {"correct": 0.0}, "trained": {"correct": 1.0}}}
+            for _ in range(8)]  # ... but it picks the documents' facts in multiple choice
+    recipe = recipe_from_dict({"eval": {"bootstrap_samples": 200}})
+    scores = build_scores({"trained": "t", "base": "b"}, results, [], mc_q, [], {}, recipe, judged=True, skipped=[])
+    v = scores["leaves"]["k"]["verdict"]
+    assert v["metric"] == "token_f1" and v["answer"] == "not significant"
+    assert [a["metric"] for a in v["also"]] == ["multiple_choice"]
+    assert v["also"][0]["verdict"] == "better" and "Also: multiple-choice accuracy" in v["text"]
+    assert v["also"][0]["p_value"] == compare([0.0] * 8, [1.0] * 8).p_value

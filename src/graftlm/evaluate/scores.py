@@ -107,7 +107,27 @@ def verdict(kind: str, evaluators: dict[str, Any]) -> dict[str, Any]:
                            "training would tell.",
         "no data": f"Cannot tell: {nums}.",
     }[answer]
-    return {"metric": metric, "answer": answer, "text": text}
+    also = _also(kind, metric, evaluators)
+    if also:
+        text += " Also: " + "; ".join(a["text"] for a in also) + "."
+    return {"metric": metric, "answer": answer, "text": text, "also": also}
+
+
+def _also(kind: str, primary: str, evaluators: dict[str, Any]) -> list[dict[str, Any]]:
+    """The other usable metrics of a knowledge leaf with their own paired verdicts (context for the answer,
+    not a second chance: the leaf's answer is the primary metric's)."""
+    out = []
+    for metric in PRIMARY[kind]:
+        e = evaluators.get(metric)
+        if metric == primary or not e or not e.get("diff") or e["diff"].get("p_value") is None:
+            continue
+        if metric in JUDGE_METRICS and (e["trained"].get("judge_error_rate") or 0) > 0.5:
+            continue
+        d = e["diff"]
+        out.append({"metric": metric, "verdict": d["verdict"], "p_value": d["p_value"],
+                    "text": f"{e['description']} {_fmt(e['base']['mean'])} -> {_fmt(e['trained']['mean'])} "
+                            f"({d['verdict']}, {_p(d['p_value'])}, n = {d['n']})"})
+    return out
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
