@@ -302,45 +302,49 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _deciding(block: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def _has_data(entry: dict[str, Any]) -> bool:
+    return any(isinstance(entry.get(r), dict) and entry[r].get("mean") is not None for r in ("base", "trained"))
+
+
+def _leaf_panels(leaf: str, block: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(title, subtitle, metric, entry) of a leaf: its deciding metric, plus multiple choice for knowledge."""
     evals = block.get("evaluators") or {}
-    metric = (block.get("verdict") or {}).get("metric")
-    if metric and metric in evals:
-        return metric, evals[metric]
-    for m in ("judge_correct", "judge_score", "token_f1", "multiple_choice"):
-        if m in evals:
-            return m, evals[m]
-    return None
+    verdict = block.get("verdict") or {}
+    primary = str(verdict.get("metric") or "")
+    out: list[tuple[str, str, str, dict[str, Any]]] = []
+    if primary in evals and _has_data(evals[primary]):
+        out.append((_short(leaf), ANSWER_WORDS.get(verdict.get("answer", ""), ""), primary, evals[primary]))
+    mc = evals.get("multiple_choice")
+    if primary != "multiple_choice" and mc and _has_data(mc):
+        out.append((_short(leaf), f"multiple choice: {(mc.get('diff') or {}).get('verdict', '')}", "multiple_choice", mc))
+    return out
 
 
 def plot_leaves(scores: dict[str, Any]) -> bytes | None:
     panels = []
     for leaf, block in (scores.get("leaves") or {}).items():
-        found = _deciding(block)
-        if found:
-            panels.append((leaf, block, *found))
+        panels += _leaf_panels(leaf, block)
     mt = (scores.get("retention") or {}).get("mt_bench")
-    if mt:
-        panels.append(("MT-Bench (retention)", {"verdict": {"answer": (mt.get("diff") or {}).get("verdict", "")}},
-                       "judge_score", mt))
+    if mt and _has_data(mt):
+        panels.append(("MT-Bench (retention)", (mt.get("diff") or {}).get("verdict", ""), "judge_score", mt))
     if not panels:
         return None
     cols = min(3, len(panels))
     nrows = (len(panels) + cols - 1) // cols
     fig = _figure(4.2 * cols, 3.4 * nrows)
-    for i, (leaf, block, metric, e) in enumerate(panels, start=1):
+    colors = {"base": "#9aa5b1", "trained": "#2f7ed8"}
+    for i, (title, subtitle, metric, e) in enumerate(panels, start=1):
         ax = fig.add_subplot(nrows, cols, i)
         roles = [r for r in ("base", "trained") if isinstance(e.get(r), dict) and e[r].get("mean") is not None]
         means = [e[r]["mean"] for r in roles]
         lows = [e[r]["mean"] - (e[r].get("ci") or [e[r]["mean"]] * 2)[0] for r in roles]
         highs = [(e[r].get("ci") or [e[r]["mean"]] * 2)[1] - e[r]["mean"] for r in roles]
-        bars = ax.bar(roles, means, yerr=[lows, highs], capsize=6, color=["#9aa5b1", "#2f7ed8"][: len(roles)])
+        bars = ax.bar(roles, means, yerr=[lows, highs], capsize=6, color=[colors[r] for r in roles])
         ax.bar_label(bars, labels=[f"{m:.2f}" for m in means], label_type="center", fontsize=8, color="white")
         scale = e.get("scale")
         if scale:
             ax.set_ylim(0 if scale[0] <= 1 else scale[0], scale[1])
-        answer = ANSWER_WORDS.get((block.get("verdict") or {}).get("answer", ""), "")
-        ax.set_title(_short(leaf) + (f"\n{answer}" if answer else ""), fontsize=9)
+        ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
         ax.set_ylabel(metric, fontsize=8)
         ax.tick_params(labelsize=8)
     return _png(fig)
