@@ -48,7 +48,7 @@ def _corpus() -> list[str]:
         "question answer context summary facts document knowledge skill write poem email table list number "
         "rating score explanation correct incorrect yes no true false because therefore however example "
         "assistant user system helpful model teacher student train data leaf seed chunk"
-    ).split()
+    ).split()  # noqa: SIM905
     lines = []
     for i in range(400):
         w = [words[(i * 7 + j * 13) % len(words)] for j in range(12)]
