@@ -42,13 +42,14 @@ def train_tiny_tokenizer(out: Path = TOKENIZER_DIR, vocab_size: int = 1024) -> P
 
 
 def _corpus() -> list[str]:
-    words = (
+    text = (
         "the of and to in is that for it as was with be by on not he this are or his from at which but have an "
         "they you were her she there been one all we their has would when if so what can no more out do up "
         "question answer context summary facts document knowledge skill write poem email table list number "
         "rating score explanation correct incorrect yes no true false because therefore however example "
         "assistant user system helpful model teacher student train data leaf seed chunk"
-    ).split()  # noqa: SIM905
+    )
+    words = text.split()
     lines = []
     for i in range(400):
         w = [words[(i * 7 + j * 13) % len(words)] for j in range(12)]
