@@ -60,7 +60,7 @@ def child(args: argparse.Namespace) -> None:
     tok = AutoTokenizer.from_pretrained(str(folder))
     samples = _samples(tok, args.seq_len, args.batch * (args.steps + 1))
     cfg = TrainConfig(epochs=1, batch_size=args.batch, max_seq_len=args.seq_len, max_tokens_per_row=args.seq_len,
-                      warmup_steps=1, gradient_checkpointing=args.gc, save_epoch_end=False, num_threads=args.threads)
+                      warmup_steps=1, gradient_checkpointing=bool(args.gc), save_epoch_end=False, num_threads=args.threads)
     out = Path(tempfile.mkdtemp())
     params = sum(p.numel() for p in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
         str(folder / "model.safetensors")).values())

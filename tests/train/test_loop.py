@@ -135,3 +135,21 @@ def test_impossible_settings_fail_before_loading(tmp_path: Path, mix_dir: Path) 
         run_train(mix_dir, tmp_path / "t", recipe(tmp_path / "missing", attention="flex_attention", device="cpu"))
     with pytest.raises(ConfigError, match="unknown phase"):
         recipe_from_dict({"train": {"phase_overrides": {"knowledge-3": {"epochs": 1}}}})
+
+
+def test_gradient_checkpointing_auto_policy() -> None:
+    assert TrainConfig(max_seq_len=1024).use_gradient_checkpointing("cpu")
+    assert not TrainConfig(max_seq_len=512).use_gradient_checkpointing("cpu")
+    assert not TrainConfig(max_seq_len=4096).use_gradient_checkpointing("cuda:0")
+    assert TrainConfig(gradient_checkpointing=True).use_gradient_checkpointing("cuda:0")
+    assert not TrainConfig(gradient_checkpointing=False, max_seq_len=2048).use_gradient_checkpointing("cpu")
+
+
+def test_gradient_checkpointing_gives_the_same_step(tiny_model: Path, generate_dir: Path, tmp_path: Path) -> None:
+    mix = run_mix(generate_dir, tmp_path / "mix", MixConfig(strategy="stacked"))
+    got = []
+    for gc in (False, True):
+        out = run_train(mix, tmp_path / f"gc{gc}", recipe(tiny_model, epochs=1, batch_size=64, gradient_checkpointing=gc))
+        got.append(next(iter(read_jsonl(out / "stacked" / "metrics.jsonl"))))
+    assert got[0]["loss"] == pytest.approx(got[1]["loss"], rel=1e-6)
+    assert got[0]["grad_norm"] == pytest.approx(got[1]["grad_norm"], rel=1e-5)

@@ -211,7 +211,7 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
         model = _add_lora(model, cfg)
         if state is not None and state.get("adapter") is not None:
             model.load_state_dict(state["adapter"], strict=False)
-    if cfg.gradient_checkpointing:
+    if cfg.use_gradient_checkpointing(dist.device):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if cfg.lora is not None:
             model.enable_input_require_grads()
