@@ -89,6 +89,10 @@ def _train(args: argparse.Namespace) -> int:
             raise InputError("--select needs the evaluation stage (graftlm.evaluate), which is not installed") from None
         scorer = make_scorer(data_dir, recipe)
     out = run_train(mix_dir, args.out, recipe, scorer=scorer)
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized():
+        td.destroy_process_group()
     manifest = read_manifest(out)
     if manifest and int(os.environ.get("RANK", "0")) == 0:
         rows = []
