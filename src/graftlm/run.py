@@ -227,10 +227,12 @@ def plan_stages(ctx: RunContext) -> list[StagePlan]:
 
 
 def _jsonable(obj: Any) -> Any:
+    """Config sections as their non-default values only: a graftlm upgrade that adds a field with a
+    default leaves existing runs up to date."""
     from pydantic import BaseModel
 
     if isinstance(obj, BaseModel):
-        return obj.model_dump(mode="json")
+        return obj.model_dump(mode="json", exclude_defaults=True)
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
