@@ -36,7 +36,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "graftlm", "serve", str(tiny_model), "--port", str(port),
-             "--api-key-env", "GRAFT_SERVE_KEY", "--max-body-bytes", "60000", "--device", "cpu", "--dtype", "float32"],
+             "--api-key-env", "GRAFT_SERVE_KEY", "--max-body-bytes", "60000", "--device", "cpu", "--dtype", "float32", "--threads", "1"],
             stdout=out, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

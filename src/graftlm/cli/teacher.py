@@ -49,6 +49,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--dtype", default="auto", help="auto, float32 or bfloat16")
     p.add_argument("--max-batch", type=int, default=32, help="largest generation batch")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for generation (default: one per core; 1 is faster on a busy machine)")
 
 
 def _models_list(args: argparse.Namespace) -> int:
@@ -76,7 +78,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.host not in LOOPBACK and not api_key:
         print(f"warning: serving on {args.host} without an API key; anyone who can reach it can use it "
               "(set --api-key-env)", file=sys.stderr)
-    config = TeacherConfig(model=args.model, device=args.device, dtype=args.dtype, max_in_flight=args.max_batch)
+    config = TeacherConfig(model=args.model, device=args.device, dtype=args.dtype, max_in_flight=args.max_batch,
+                           cpu_threads=args.threads)
     teacher = LocalTeacher.from_config(config)
     print(f"graft serve: {teacher.model_id} at http://{args.host}:{args.port}/v1 (batches of up to {args.max_batch}, "
           f"context {teacher.context_length}{', API key required' if api_key else ''}); Ctrl-C stops",
@@ -90,7 +93,7 @@ def _chat(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     config = TeacherConfig(model=args.model, device=args.device, dtype=args.dtype, max_in_flight=args.max_batch,
-                           api_key_env=args.api_key_env)
+                           api_key_env=args.api_key_env, cpu_threads=args.threads)
     options = SamplingOptions(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
     history = [{"role": "system", "content": args.system}] if args.system else []
     return asyncio.run(_chat_loop(make_teacher(config), history, options, args.prompt))

@@ -55,3 +55,7 @@ class TeacherConfig(Section):
     prompt_tokenizer: str | None = None
     """With `use_completions`: a local model (`default`, HF folder, GGUF) whose tokenizer's chat template
     renders the prompt. None renders ChatML (`<|im_start|>role ... <|im_end|>`)."""
+
+    cpu_threads: int | None = Field(default=None, ge=1)
+    """Local models on CPU: torch threads for generation (process-wide). None keeps torch's default (one per
+    core). On a machine busy with other jobs, 1 thread can be several times faster than contended cores."""

@@ -32,8 +32,9 @@ class _Job(Generic[RowT, OutT]):
 class Batcher(Generic[RowT, OutT]):
     """Runs `run_batch(rows) -> outputs` (same length, same order) on batches of submitted rows.
 
-    `wait_s` is how long the first request of an idle batcher waits for others, `straggler_s` how long
-    it waits while fewer rows are queued than the previous batch had (its clients are coming back);
+    `wait_s` is how long the batcher waits for one more request (from the first, or the latest to
+    arrive), `straggler_s` how long it waits while fewer rows are queued than the previous batch had
+    (its clients are coming back);
     `max_batch` caps the rows of one call (a request's rows are never split over two calls unless it
     alone exceeds it).
     `batch_sizes` records the number of rows of every call made, for tests and benchmarks."""
@@ -95,12 +96,16 @@ class Batcher(Generic[RowT, OutT]):
                 return
             jobs = [job]
             n_rows = len(job.rows)
-            start = time.monotonic()
+            start = last = time.monotonic()
             stop = False
             while n_rows < self.max_batch:
-                # Clients answered by the last batch come back one by one: wait a little longer for them.
-                limit = self.wait_s if n_rows >= self._last_size else max(self.wait_s, self.straggler_s)
-                timeout = start + limit - time.monotonic()
+                # Clients answered by the last batch come back one by one: wait a little longer for them;
+                # after that, keep collecting while requests arrive less than `wait_s` apart.
+                if n_rows < self._last_size:
+                    deadline = start + max(self.wait_s, self.straggler_s)
+                else:
+                    deadline = last + self.wait_s
+                timeout = deadline - time.monotonic()
                 try:
                     nxt = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
                 except queue.Empty:
@@ -113,6 +118,7 @@ class Batcher(Generic[RowT, OutT]):
                     break
                 jobs.append(nxt)
                 n_rows += len(nxt.rows)
+                last = time.monotonic()
             self._last_size = n_rows
             self._run_jobs(jobs)
             if stop:

@@ -86,6 +86,10 @@ class LocalTeacher:
         from graftlm.models import load_model, resolve
 
         ref = resolve(config.model.strip())
+        if config.cpu_threads:
+            import torch
+
+            torch.set_num_threads(config.cpu_threads)
         model, tokenizer = load_model(config.model.strip(), device=config.device, dtype=config.dtype)
         return cls(model, tokenizer, model_id=ref.name, max_batch=config.max_in_flight)
 
