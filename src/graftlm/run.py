@@ -401,7 +401,7 @@ def run_pipeline(taxonomy: Path, recipe_path: Path, out: Path, *, dry_run: bool 
             stages[name]["status"] = "done"
             _save_state(ctx)
             if estimated and not prev_wall and stages[name]["wall_s"] > 2:
-                _store_calibration(ctx.recipe, name, stages[name]["wall_s"] / estimated)
+                _store_calibration(ctx.recipe, name, stages[name]["wall_s"], *estimated)
             _say(f"[{name}] done in {stages[name]['wall_s']:.0f} s")
     return ctx.out
 
@@ -426,15 +426,18 @@ def _train_only(ctx: RunContext, poll_s: float = 2.0) -> None:
               scorer=make_scorer(stage_folder(ctx.out, "generate"), ctx.recipe))
 
 
-def _stage_estimate(ctx: RunContext, name: str) -> float | None:
-    """Estimated seconds of one stage, to calibrate later ETAs against its measured wall time."""
+def _stage_estimate(ctx: RunContext, name: str) -> tuple[float, float] | None:
+    """(estimated seconds, benchmark GFLOP/s used) of one stage, to calibrate later ETAs against its
+    measured wall time."""
     if name in ("validate", "mix", "report"):
         return None
     try:
-        return estimate_run(ctx).stage_s.get(name)
+        est = estimate_run(ctx)
     except Exception as e:  # an estimate must never stop a run
         log.info("no estimate for %s: %s", name, e)
         return None
+    seconds = est.stage_s.get(name)
+    return (seconds, est.gflops) if seconds else None
 
 
 def _cpu_s() -> float:
@@ -492,6 +495,8 @@ class RunEstimate:
     calibration: dict[str, float]
     speed_note: str
     samples_source: str
+    gflops: float = 0.0
+    """The benchmark speed the stage estimates were made with."""
 
     @property
     def teacher_calls(self) -> int:
@@ -674,7 +679,9 @@ def _calibration(recipe: Recipe) -> dict[str, float]:
     return {k: float(v) for k, v in entry.items() if isinstance(v, (int, float))}
 
 
-def _store_calibration(recipe: Recipe, stage: str, ratio: float) -> None:
+def _store_calibration(recipe: Recipe, stage: str, wall_s: float, estimated_s: float, gflops: float) -> None:
+    """Remember measured wall time over estimated time for a stage, relative to the benchmark speed of
+    the machine's first calibration (so that later estimates at that speed predict wall times)."""
     from graftlm.models import graft_home
 
     path = graft_home() / CALIBRATION_FILE
@@ -683,8 +690,8 @@ def _store_calibration(recipe: Recipe, stage: str, ratio: float) -> None:
         if not isinstance(data, dict):
             data = {}
         entry = data.setdefault(_machine_key(recipe), {})
-        old = entry.get(stage)
-        entry[stage] = round(ratio if old is None else 0.5 * float(old) + 0.5 * ratio, 4)
+        ref = float(entry.setdefault("gflops", round(gflops, 2)))
+        entry[stage] = round(wall_s / estimated_s * ref / gflops, 4)
         write_json(path, data)
     except (OSError, ValueError) as e:
         log.info("cannot store speed calibration in %s: %s", path, e)
@@ -703,7 +710,10 @@ def estimate_run(ctx: RunContext, plans: list[StagePlan] | None = None) -> RunEs
         phases.append((name, n, steps, n * avg_tok))
         train_tokens += cfg.epochs * n * avg_tok
 
-    gflops = _matmul_gflops()
+    cal = _calibration(r)
+    # With a calibration, estimate at the benchmark speed it was measured with: the ETA then follows the
+    # wall times measured on this machine instead of a noisy benchmark on a busy machine.
+    gflops = cal.pop("gflops", None) or _matmul_gflops()
     local = not r.teacher.model.strip().startswith(("http://", "https://")) and r.teacher.model.strip() != "fake"
     stage_s: dict[str, float] = {"validate": 1.0}
     prompt_tok = sum(le.prompt_tokens for le in leaves)
@@ -715,7 +725,7 @@ def estimate_run(ctx: RunContext, plans: list[StagePlan] | None = None) -> RunEs
         p_teacher = _param_count(r.teacher.model)
         prefill = gflops * 1e9 * 0.3 / (2 * p_teacher)
         batch = min(r.teacher.max_in_flight, 32)
-        decode = batch * gflops * 1e9 * 0.03 / (2 * p_teacher)
+        decode = batch * gflops * 1e9 * 0.05 / (2 * p_teacher)
         stage_s["generate"] = prompt_tok / prefill + compl_tok / decode
         note = f"local teacher, {p_teacher / 1e6:.0f}M parameters"
     else:
@@ -726,7 +736,7 @@ def estimate_run(ctx: RunContext, plans: list[StagePlan] | None = None) -> RunEs
         p_student = _param_count(r.train.student)
     except GraftError:
         p_student = 135_000_000
-    train_tps = gflops * 1e9 * 0.3 / (6 * p_student)
+    train_tps = gflops * 1e9 * 0.9 / (6 * p_student)  # measured: SmolLM2-135M full fine-tune on 2 cores
     stage_s["train"] = train_tokens / train_tps + 5.0 * len(phases)
     items = sum(le.eval_items for le in leaves)
     gen_tps = gflops * 1e9 * 0.05 / (2 * p_student)
@@ -735,10 +745,9 @@ def estimate_run(ctx: RunContext, plans: list[StagePlan] | None = None) -> RunEs
     stage_s["eval"] = answers / gen_tps + judge_calls * (0.002 if not local else r.eval.judge_max_tokens * 0.5 / gen_tps)
     stage_s["report"] = 3.0
     note += f"; this machine: {gflops:.0f} GFLOP/s float32 matmul"
-    cal = _calibration(r)
     if cal:
         note += "; ETA calibrated by earlier runs on this machine"
-    return RunEstimate(leaves, phases, stage_s, cal, note, source)
+    return RunEstimate(leaves, phases, stage_s, cal, note, source, gflops)
 
 
 def _fmt_s(seconds: float) -> str:
