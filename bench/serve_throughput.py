@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,27 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from graftlm.teacher.base import SamplingOptions  # noqa: E402
 from graftlm.teacher.http import HttpTeacher  # noqa: E402
+from graftlm.testing.server import ServerFailed, running_server  # noqa: E402
 
 TOPICS = ["rivers", "bread", "volcanoes", "chess", "bees", "glass", "trains", "tides", "paper", "owls", "salt",
           "clocks", "maps", "copper", "rain", "kites"]
-
-
-def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "graftlm", "serve", model, "--port", str(port), *extra]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"graft serve exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("graft serve did not start within 300 s")
-
 
 async def level(url: str, concurrency: int, per_client: int, max_tokens: int) -> dict[str, float]:
     teacher = HttpTeacher([url + "/v1"], model_name="bench", max_in_flight=concurrency, max_retries=0,
@@ -82,22 +63,14 @@ def main() -> int:
     ap.add_argument("--server-arg", action="append", default=[], help="extra `graft serve` argument (repeatable)")
     args = ap.parse_args()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    proc = start_server(args.model, port, args.server_arg)
     rows = []
     try:
-        asyncio.run(level(url, 4, 1, 8))  # warm-up
-        for c in args.concurrency:
-            rows.append((c, asyncio.run(level(url, c, args.rounds, args.max_tokens))))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with running_server(args.model, args.server_arg, timeout_s=300) as url:
+            asyncio.run(level(url, 4, 1, 8))  # warm-up
+            for c in args.concurrency:
+                rows.append((c, asyncio.run(level(url, c, args.rounds, args.max_tokens))))
+    except ServerFailed as e:
+        raise SystemExit(str(e)) from None
     base = rows[0][1]["tok_s"]
     print(f"graft serve {args.model}, max_tokens {args.max_tokens}, {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.1f}")

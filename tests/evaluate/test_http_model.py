@@ -3,55 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from eval_helpers import KNOWLEDGE_LEAF, make_generate_dir, read_lines
 
 from graftlm.config import recipe_from_dict
 from graftlm.evaluate.run import run_eval
+from graftlm.testing.server import ServerFailed, running_server
 
 
 @pytest.fixture(scope="module")
 def served(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    env.update(OMP_NUM_THREADS="2", HF_HUB_OFFLINE="1")
-    with log.open("w") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "graftlm", "serve", str(tiny_model), "--port", str(port),
-                                 "--device", "cpu", "--dtype", "float32"], stdout=sink, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"graft serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"graft serve did not come up:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield url + "/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
+        with running_server(tiny_model, ["--device", "cpu", "--dtype", "float32"], env={"OMP_NUM_THREADS": "2"},
+                            unset=["OPENAI_API_KEY"], log=log) as base:
+            yield base + "/v1"
+    except ServerFailed as e:
+        pytest.fail(str(e))
 
 def test_eval_of_a_served_model(served: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,48 +14,21 @@ import pytest
 from graftlm.errors import TeacherError
 from graftlm.teacher.base import SamplingOptions
 from graftlm.teacher.http import HttpTeacher
+from graftlm.testing.server import ServerFailed, running_server
 
 KEY = "serve-test-key-4242"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    env = dict(os.environ, GRAFT_SERVE_KEY=KEY, OMP_NUM_THREADS="2", HF_HUB_OFFLINE="1")
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "graftlm", "serve", str(tiny_model), "--port", str(port),
-             "--api-key-env", "GRAFT_SERVE_KEY", "--max-body-bytes", "60000", "--device", "cpu", "--dtype", "float32", "--threads", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
+    args = ["--api-key-env", "GRAFT_SERVE_KEY", "--max-body-bytes", "60000", "--device", "cpu", "--dtype", "float32",
+            "--threads", "1"]
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"graft serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"graft serve did not come up:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
+        with running_server(tiny_model, args, env={"GRAFT_SERVE_KEY": KEY, "OMP_NUM_THREADS": "2"}, log=log) as base:
+            yield base
+    except ServerFailed as e:
+        pytest.fail(str(e))
 
 def client(base: str, key: str | None = KEY, **kw: Any) -> HttpTeacher:
     return HttpTeacher([base + "/v1"], api_key=key, api_key_env="GRAFT_SERVE_KEY", max_retries=0, **kw)
