@@ -10,9 +10,10 @@ import math
 from typing import Any
 
 from graftlm.generate.freeform import merge
-from graftlm.generate.parse import QAPair, parse_facts, parse_knowledge_check, parse_qa_pairs, parse_summary
+from graftlm.generate.parse import parse_facts, parse_knowledge_check, parse_qa_pairs, parse_summary
 from graftlm.generate.pipeline import PRIORITY, Context, Unit, UnitResult, failed, make_sample
 from graftlm.generate.templates import render
+from graftlm.taxonomy.model import QA
 
 AUX_INSTRUCTIONS = {
     "detailed_summary": "Summarize the following document in detail.",
@@ -48,7 +49,7 @@ async def run_knowledge_unit(ctx: Context, unit: Unit) -> UnitResult:
         res.generated += 1
         res.reject("knowledge_qa", why, chunk_id=chunk["chunk_id"])
         return res
-    pairs: list[QAPair] = []
+    pairs: list[QA] = []
     for text in reply.texts:
         parsed = parse_qa_pairs(text)
         res.generated += len(parsed.items) + len(parsed.rejects)
@@ -66,7 +67,7 @@ async def run_knowledge_unit(ctx: Context, unit: Unit) -> UnitResult:
     return res
 
 
-async def _check_pair(ctx: Context, unit: Unit, pair: QAPair, chunk_text: str, qa_hash: str,
+async def _check_pair(ctx: Context, unit: Unit, pair: QA, chunk_text: str, qa_hash: str,
                       meta: dict[str, Any]) -> UnitResult:
     res = UnitResult(unit.unit_id, unit.leaf.name)
     hashes = [qa_hash]

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from graftlm.taxonomy.model import QA
+
 T = TypeVar("T")
 
 
@@ -40,12 +42,6 @@ class Verdict:
 class Rating:
     score: int
     explanation: str = ""
-
-
-@dataclass(frozen=True)
-class QAPair:
-    question: str
-    answer: str
 
 
 @dataclass(frozen=True)
@@ -300,9 +296,9 @@ def parse_rating(text: str) -> Parsed[Rating]:
 _INLINE_ANSWER = re.compile(r"^(.*?\S)\s+[*_]*Answer\s*[:：]\s*[*_]*\s*(\S.*)$", re.S)
 
 
-def parse_qa_pairs(text: str) -> Parsed[QAPair]:
+def parse_qa_pairs(text: str) -> Parsed[QA]:
     """`knowledge_qa`: `Question:` / `Answer:` pairs (also `Q:`/`A:`), or a JSON list of objects."""
-    out: Parsed[QAPair] = Parsed()
+    out: Parsed[QA] = Parsed()
     text = (text or "").strip()
     if not text:
         out.rejects.append(Reject("empty"))
@@ -344,7 +340,7 @@ def parse_qa_pairs(text: str) -> Parsed[QAPair]:
             out.rejects.append(Reject("repeated_in_answer", q))
         else:
             seen.add(_norm(q))
-            out.items.append(QAPair(q, a))
+            out.items.append(QA(q, a))
     return out
 
 
