@@ -16,8 +16,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from graftlm.artifacts import hash_obj
 from graftlm.teacher.base import Message, SamplingOptions, Teacher
+from graftlm.teacher.cache import request_key
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ class RequestPool:
         return Reply(texts=list(result.texts), request_hash=result.request_hash or self.request_hash(messages, options))
 
     def request_hash(self, messages: list[Message], options: SamplingOptions) -> str:
-        return hash_obj([self.teacher.model_id, messages, options.as_dict()])
+        """The call cache's hash of this request, so failed or uncached calls are named the same way."""
+        return request_key(self.teacher.model_id, messages, options)
 
     def stats(self) -> dict[str, float | str]:
         """Requests, failures, cache hits, and utilisation (mean in-flight over max_in_flight)."""
