@@ -60,7 +60,8 @@ def child(args: argparse.Namespace) -> None:
     tok = AutoTokenizer.from_pretrained(str(folder))
     samples = _samples(tok, args.seq_len, args.batch * (args.steps + 1))
     cfg = TrainConfig(epochs=1, batch_size=args.batch, max_seq_len=args.seq_len, max_tokens_per_row=args.seq_len,
-                      warmup_steps=1, gradient_checkpointing=bool(args.gc), save_epoch_end=False, num_threads=args.threads)
+                      warmup_steps=1, gradient_checkpointing=bool(args.gc), save_epoch_end=False, num_threads=args.threads,
+                      attention=args.attention)
     out = Path(tempfile.mkdtemp())
     params = sum(p.numel() for p in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
         str(folder / "model.safetensors")).values())
@@ -82,9 +83,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2, help="samples per optimizer step (one row each)")
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--variants", default="plain,gc", help="comma list of: plain, gc (gradient checkpointing)")
+    ap.add_argument("--variants", default="plain,gc", help="comma list of: plain, gc (gradient checkpointing), "
+                    "each optionally with :ATTENTION (default varlen), e.g. plain:sdpa")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--gc", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--attention", default="varlen", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args)
@@ -93,17 +96,21 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     rows = []
     for variant in args.variants.split(","):
+        kind, _, attention = variant.partition(":")
+        if kind not in ("plain", "gc"):
+            sys.exit(f"unknown variant {variant!r}: use plain or gc, optionally with :ATTENTION")
         cmd = [sys.executable, __file__, "--child", "--model", args.model, "--seq-len", str(args.seq_len),
-               "--batch", str(args.batch), "--steps", str(args.steps), "--threads", str(args.threads)]
-        if variant == "gc":
+               "--batch", str(args.batch), "--steps", str(args.steps), "--threads", str(args.threads),
+               "--attention", attention or "varlen"]
+        if kind == "gc":
             cmd.append("--gc")
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(f"variant {variant} failed:\n{proc.stderr[-3000:]}")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        rows.append((variant, args.model, f"{r['params'] / 1e6:.1f}M", args.seq_len, r["steps"],
+        rows.append((kind, attention or "varlen", args.model, f"{r['params'] / 1e6:.1f}M", args.seq_len, r["steps"],
                      f"{r['tokens_per_s']:.0f}", f"{r['peak_rss_gib']:.2f}"))
-    headers = ("variant", "model", "params", "seq_len", "steps", "tokens/s", "peak RSS GiB")
+    headers = ("variant", "attention", "model", "params", "seq_len", "steps", "tokens/s", "peak RSS GiB")
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
     for line in [headers, tuple("-" * w for w in widths), *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))

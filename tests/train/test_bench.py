@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -20,16 +21,34 @@ def _load(name: str):
     return module
 
 
-def test_throughput_bench_tiny_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+def test_throughput_bench_tiny_smoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The variants run the trainer's pieces on the same data: same losses, a table row each."""
     pytest.importorskip("torch")
     bench = _load("train_throughput")
-    assert bench.main(["--tiny", "--steps", "1", "--warmup", "0", "--threads", "1",
-                       "--variants", "baseline,fused_ce"]) == 0
+    out_json = tmp_path / "r.json"
+    assert bench.main(["--tiny", "--steps", "1", "--warmup", "1", "--threads", "1",
+                       "--variants", "baseline,varlen,chunked_ce", "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
-    lines = [line.split() for line in out.splitlines() if line.startswith(("baseline", "fused_ce"))]
-    assert [row[0] for row in lines] == ["baseline", "fused_ce"]
-    assert [row[3] for row in lines] == ["full", "chunked"]
-    assert all(float(row[5]) > 0 for row in lines)  # tokens/s
+    lines = [line.split() for line in out.splitlines() if line.startswith(("baseline", "varlen", "chunked_ce"))]
+    assert [row[0] for row in lines] == ["baseline", "varlen", "chunked_ce"]
+    assert [row[1] for row in lines] == ["sdpa", "varlen", "varlen"]
+    assert [row[3] for row in lines] == ["full", "full", "chunked"]
+    results = json.loads(out_json.read_text())["results"]
+    assert all(r["tokens_per_s"] > 0 and r["params"] > 0 for r in results)
+    # one warm-up step changed the weights the same way in every variant: equal losses on the second step
+    assert max(r["loss_last"] for r in results) - min(r["loss_last"] for r in results) < 1e-4
+
+
+def test_unknown_variant_and_missing_gpu_are_clear_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    bench = _load("train_throughput")
+    assert bench.main(["--tiny", "--variants", "baseline,warp_speed"]) == 2
+    assert "unknown variant 'warp_speed'" in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert bench.main([]) == 2
+        assert "no GPU" in capsys.readouterr().err
 
 
 def test_lengths_are_log_normal_around_the_target_mean() -> None:

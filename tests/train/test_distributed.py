@@ -21,7 +21,13 @@ torch = pytest.importorskip("torch")
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_gloo(tiny_model: Path, generate_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [
+    pytest.param({}, id="full"),
+    pytest.param({"compile": True}, id="compiled-layers"),
+    pytest.param({"lora": {"r": 4, "alpha": 8, "dropout": 0.0}}, id="lora"),
+])
+def test_torchrun_two_processes_gloo(tiny_model: Path, generate_dir: Path, tmp_path: Path,
+                                     extra: dict[str, object]) -> None:
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed not available")
     recipe_file = tmp_path / "r.yaml"
@@ -29,7 +35,7 @@ def test_torchrun_two_processes_gloo(tiny_model: Path, generate_dir: Path, tmp_p
         "mix": {"strategy": "stacked"},
         "train": {"student": str(tiny_model), "epochs": 2, "batch_size": 6, "max_seq_len": 256,
                   "max_tokens_per_row": 256, "learning_rate": 2e-3, "warmup_steps": 1, "num_threads": 1,
-                  "device": "cpu"}}))
+                  "device": "cpu", **extra}}))
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     out = tmp_path / "dist"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

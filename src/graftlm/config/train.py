@@ -167,9 +167,17 @@ class TrainConfig(Section):
     row's logits (a 49k vocabulary makes them the largest tensor). None: ordinary full logits. Used in
     single-process training; under torchrun (FSDP) the full logits are used."""
 
-    attention: Literal["sdpa", "flash_attention_2", "flex_attention", "eager"] = "sdpa"
-    """Attention kernel. All of them keep packed samples apart (transformers detects the reset position ids);
+    attention: Literal["varlen", "sdpa", "flash_attention_2", "flex_attention", "eager"] = "varlen"
+    """Attention kernel; all of them keep packed samples apart. `varlen` (default): each sample attends only
+    within itself with no mask, through PyTorch's FlashAttention varlen kernel on a CUDA GPU (bf16) and causal
+    SDPA per sample elsewhere (2x faster than `sdpa` at 4096-token rows on CPU). `sdpa`, `eager`,
+    `flex_attention`: transformers builds a block-causal mask over the whole row from the reset position ids.
     `flash_attention_2` needs the flash-attn package and a GPU."""
+
+    compile: bool = False
+    """torch.compile each decoder layer (dynamic shapes, so rows of any length reuse one compiled graph; the
+    attention call stays outside the graph). Fuses norms, rotary embeddings and the MLP's activation; costs
+    a compilation of about a minute at the start of every phase. Needs a C compiler on CPU, Triton on CUDA."""
 
     num_threads: int | None = Field(default=None, ge=1)
     """CPU threads for torch (None: torch's default)."""

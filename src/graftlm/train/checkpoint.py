@@ -31,7 +31,8 @@ def full_state_dict(model: Any, dist: Dist) -> dict[str, Any]:
 
 
 def merged_lora_state(model: Any, state: dict[str, Any]) -> dict[str, Any]:
-    """The base model's state dict with every LoRA delta added, without changing the live model."""
+    """The base model's state dict with every LoRA delta (scaling x B @ A) added, computed from `state` alone
+    (the live model only gives each layer's scaling), so it works on a state gathered from FSDP shards."""
     from peft.tuners.lora import LoraLayer
 
     merged: dict[str, Any] = {}
@@ -40,11 +41,15 @@ def merged_lora_state(model: Any, state: dict[str, Any]) -> dict[str, Any]:
             continue
         merged[key.replace("base_model.model.", "", 1).replace(".base_layer.", ".")] = value
     for name, module in model.named_modules():
-        if isinstance(module, LoraLayer) and "default" in getattr(module, "lora_A", {}):
-            key = name.replace("base_model.model.", "", 1) + ".weight"
-            layer: Any = module
-            delta = layer.get_delta_weight("default").detach().cpu().to(merged[key].dtype)
-            merged[key] = merged[key] + delta
+        layer: Any = module
+        if not isinstance(module, LoraLayer) or "default" not in getattr(layer, "lora_A", {}):
+            continue
+        a, b = state[f"{name}.lora_A.default.weight"], state[f"{name}.lora_B.default.weight"]
+        delta = (b.float() @ a.float()) * float(layer.scaling["default"])
+        if getattr(layer, "fan_in_fan_out", False):
+            delta = delta.t()
+        key = name.replace("base_model.model.", "", 1) + ".weight"
+        merged[key] = merged[key] + delta.to(device=merged[key].device, dtype=merged[key].dtype)
     return merged
 
 
@@ -106,10 +111,11 @@ def load_optimizer_state(model: Any, optimizer: Any, state: dict[str, Any], dist
         optimizer.load_state_dict(state)
 
 
-def adapter_state(model: Any) -> dict[str, Any] | None:
+def adapter_state(model: Any, dist: Dist) -> dict[str, Any] | None:
+    """The LoRA weights in full (gathered from the shards under FSDP: a collective call), or None."""
     if not _is_lora(model):
         return None
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if ".lora_" in k}
+    return {k: v.detach().cpu().clone() for k, v in full_state_dict(model, dist).items() if ".lora_" in k}
 
 
 def save_resume(path: Path, state: dict[str, Any], dist: Dist, rank_rng: dict[str, Any]) -> None:

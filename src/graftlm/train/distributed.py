@@ -78,11 +78,8 @@ def broadcast(dist: Dist, obj: Any) -> Any:
     return box[0]
 
 
-def shard(model: Any) -> Any:
-    """Shard a transformers causal LM with FSDP2: each decoder layer, then the root."""
-    from torch.distributed.fsdp import fully_shard
-
-    layers = None
+def decoder_layers(model: Any) -> list[Any]:
+    """The decoder layers of a transformers causal LM (also inside a PEFT wrapper); [] when not found."""
     for name in ("model.layers", "base_model.model.model.layers", "transformer.h"):
         obj = model
         try:
@@ -90,9 +87,15 @@ def shard(model: Any) -> Any:
                 obj = getattr(obj, part)
         except AttributeError:
             continue
-        layers = obj
-        break
-    for layer in layers or []:
+        return list(obj)
+    return []
+
+
+def shard(model: Any) -> Any:
+    """Shard a transformers causal LM with FSDP2: each decoder layer, then the root."""
+    from torch.distributed.fsdp import fully_shard
+
+    for layer in decoder_layers(model):
         fully_shard(layer)
     fully_shard(model)
     return model

@@ -28,7 +28,7 @@ from graftlm.config.train import TrainConfig
 from graftlm.errors import ModelError, StageError
 from graftlm.records import Sample
 from graftlm.train import checkpoint as ckpt
-from graftlm.train.distributed import Dist, all_sum, barrier, broadcast, shard
+from graftlm.train.distributed import Dist, all_sum, barrier, broadcast, decoder_layers, shard
 from graftlm.train.packing import Rendered, build_row, pack, row_loss_sum
 from graftlm.train.render import render
 
@@ -94,9 +94,14 @@ def _load_model(folder: Path, cfg: TrainConfig, dist: Dist) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    attention: str = cfg.attention
+    if attention == "varlen":
+        from graftlm.train.attention import register
+
+        attention = register()
     try:
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32,
-                                                     attn_implementation=cfg.attention)
+                                                     attn_implementation=attention)
     except Exception as e:
         raise ModelError(f"cannot load the student from {folder}: {e}",
                          hint="check train.student and train.attention (flash_attention_2 needs flash-attn and a GPU)") from e
@@ -123,7 +128,16 @@ def _autocast(cfg: TrainConfig, device: str) -> Any:
 
 
 def _to(row: dict[str, Any], device: str) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) for k, v in row.items()}
+    return {k: v.to(device, non_blocking=True) if hasattr(v, "to") else v for k, v in row.items()}
+
+
+def compile_layers(model: Any) -> int:
+    """torch.compile every decoder layer in place with dynamic shapes (one graph for rows of any length);
+    returns how many were compiled."""
+    layers = decoder_layers(model)
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)
 
 
 def _grad_norm(params: list[Any], max_norm: float | None) -> float:
@@ -216,6 +230,8 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
         if cfg.lora is not None:
             model.enable_input_require_grads()
     model.to(dist.device)
+    if cfg.compile:
+        compile_layers(model)
     if dist.enabled:
         model = shard(model)
     model.train()
@@ -277,7 +293,7 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
         local_tokens = sum(len(chosen[i].ids) for row in mine for i in row)
         local_trained = sum(chosen[i].trained_tokens for row in mine for i in row)
         tokens, trained = all_sum(dist, [float(local_tokens), float(local_trained)])
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dist.device)  # read once per step: no sync per row
         for k in range(micro):
             if k < len(mine):
                 row = _to(build_row([chosen[i] for i in mine[k]]), dist.device)
@@ -291,13 +307,13 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
                 s = row_loss_sum(model, row, chunk)
             (s * scale).backward()
             if scale:
-                loss_sum += float(s.detach())
+                loss_sum += s.detach()
         grad_norm = _grad_norm(params, cfg.max_grad_norm)
         lr = float(scheduler.get_last_lr()[0])
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        (loss_total,) = all_sum(dist, [loss_sum])
+        (loss_total,) = all_sum(dist, [float(loss_sum)])
         step += 1
         steps_this_run += 1
         dt = max(time.time() - t0, 1e-9)
@@ -325,7 +341,7 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
             opt_state = ckpt.optimizer_state(model, optimizer, dist)
             resume = {"input_hash": spec.input_hash, "step": step, "checkpoint": name, "checkpoints": checkpoints,
                       "optimizer": opt_state, "scheduler": scheduler.state_dict(), "rng": ckpt.rng_state(),
-                      "adapter": ckpt.adapter_state(model)}
+                      "adapter": ckpt.adapter_state(model, dist)}
             ckpt.save_resume(resume_dir, resume, dist, {"step": step, **ckpt.rng_state()})
     if bar is not None:
         bar.close()

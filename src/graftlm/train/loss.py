@@ -24,6 +24,9 @@ class _ChunkedLinearCE(torch.autograd.Function):
         grad_h = torch.empty_like(hidden) if hidden.requires_grad else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if weight.requires_grad else None
         w = weight.to(hidden.dtype)
+        # under autocast the matmuls run in its dtype: cast each chunk's softmax to it once, not once per use
+        device_type = hidden.device.type
+        mm_dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else hidden.dtype
         for s in range(0, hidden.shape[0], chunk):
             h = hidden[s:s + chunk]
             t = targets[s:s + chunk]
@@ -32,7 +35,7 @@ class _ChunkedLinearCE(torch.autograd.Function):
             total += (lse - logits.gather(1, t[:, None])[:, 0]).sum()
             g = logits.sub_(lse[:, None]).exp_()  # softmax, in place: one chunk of logits alive at a time
             g[torch.arange(t.shape[0], device=t.device), t] -= 1.0
-            g = g.to(h.dtype)
+            g = g.to(mm_dtype)
             if grad_h is not None:
                 grad_h[s:s + chunk] = g @ w
             if grad_w is not None:

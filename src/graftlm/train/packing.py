@@ -1,8 +1,9 @@
 """Padding-free packing: rendered samples concatenated into rows, with per-sample position ids.
 
-Each row is one micro-batch of shape (1, T). Position ids restart at 0 for every sample; transformers
-turns restarting position ids into a block-causal mask (sdpa, eager, flex) or varlen boundaries (flash),
-so attention never crosses samples. Targets are shifted inside each sample, so the last token of one
+Each row is one micro-batch of shape (1, T). Position ids restart at 0 for every sample, and the row carries
+its samples' boundaries: varlen attention (`graftlm.train.attention`, flash) takes the boundaries, and
+transformers turns restarting position ids into a block-causal mask for the others (sdpa, eager, flex), so
+attention never crosses samples. Targets are shifted inside each sample, so the last token of one
 sample is never asked to predict the first token of the next.
 """
 
@@ -54,21 +55,38 @@ def pack(lengths: list[int], max_tokens: int) -> list[list[int]]:
 
 
 def build_row(samples: list[Rendered]) -> dict[str, Any]:
-    """Tensors of one packed row: input_ids, position_ids, targets (each of shape (1, T))."""
+    """One packed row: input_ids, position_ids, targets (tensors of shape (1, T)), and the sample boundaries
+    for varlen attention: cu_seq_lens (int32 tensor of the N+1 cumulative lengths) and max_length (int)."""
     import torch
 
     ids: list[int] = []
     pos: list[int] = []
     tgt: list[int] = []
+    cu = [0]
     for s in samples:
         ids.extend(s.ids)
         pos.extend(range(len(s.ids)))
         tgt.extend(s.targets)
+        cu.append(cu[-1] + len(s.ids))
     return {
         "input_ids": torch.tensor([ids], dtype=torch.long),
         "position_ids": torch.tensor([pos], dtype=torch.long),
         "targets": torch.tensor([tgt], dtype=torch.long),
+        "cu_seq_lens": torch.tensor(cu, dtype=torch.int32),
+        "max_length": max((len(s.ids) for s in samples), default=0),
     }
+
+
+def boundary_kwargs(model: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """The sample boundaries as transformers' `cu_seq_lens_*` / `max_length_*` keyword arguments, for the
+    attention implementations that use them (computed on the host: no device sync); {} for the others."""
+    from graftlm.train.attention import NAME
+
+    impl = getattr(model.config, "_attn_implementation", None)
+    if impl not in (NAME, "flash_attention_2", "flash_attention_3") or "cu_seq_lens" not in row:
+        return {}
+    cu, longest = row["cu_seq_lens"], int(row["max_length"])
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
 def chunked_head(model: Any) -> Any:
@@ -94,13 +112,14 @@ def row_loss_sum(model: Any, row: dict[str, Any], chunk_tokens: int | None = Non
     import torch.nn.functional as F
 
     head = chunked_head(model) if chunk_tokens else None
+    extra = boundary_kwargs(model, row)
     if head is not None:
         from graftlm.train.loss import linear_cross_entropy
 
         hidden = model.get_decoder()(input_ids=row["input_ids"], position_ids=row["position_ids"],
-                                     use_cache=False)[0]
+                                     use_cache=False, **extra)[0]
         return linear_cross_entropy(hidden, head.weight, row["targets"], chunk_tokens or 1)
-    out = model(input_ids=row["input_ids"], position_ids=row["position_ids"], use_cache=False)
+    out = model(input_ids=row["input_ids"], position_ids=row["position_ids"], use_cache=False, **extra)
     logits = out.logits.float()
     return F.cross_entropy(logits.view(-1, logits.shape[-1]), row["targets"].view(-1),
                            ignore_index=IGNORE, reduction="sum")

@@ -41,11 +41,32 @@ def check_config(cfg: TrainConfig) -> None:
             raise ConfigError(f"attention {cfg.attention} trains only on a CUDA GPU",
                               location=Location("<recipe>", None, None, "train.attention"),
                               hint="use attention: sdpa on CPU (it keeps packed samples apart too)")
+    if cfg.compile:
+        _check_compiler(cfg)
     if cfg.lora is not None:
         try:
             import peft  # noqa: F401
         except ImportError:
             raise ConfigError("train.lora needs the peft package", hint="pip install 'graftlm[train]'") from None
+
+
+def _check_compiler(cfg: TrainConfig) -> None:
+    """torch.compile needs Triton on CUDA and a C++ compiler on CPU: say so before any model is loaded."""
+    import shutil
+
+    import torch
+
+    where = Location("<recipe>", None, None, "train.compile")
+    on_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if on_cuda:
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            raise ConfigError("train.compile on a GPU needs Triton, which this PyTorch lacks", location=where,
+                              hint="install the triton that matches your torch, or set train.compile: false") from None
+    elif not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise ConfigError("train.compile on CPU needs a C++ compiler (g++ or clang++) on the PATH", location=where,
+                          hint="install g++ (apt-get install g++), or set train.compile: false")
 
 
 def run_train(mix_dir: Path, out: Path, recipe: Recipe, *, scorer: Scorer | None = None,
