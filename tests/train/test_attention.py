@@ -148,3 +148,65 @@ def test_compile_without_a_cpp_compiler_is_a_clear_error(monkeypatch: pytest.Mon
         check_config(TrainConfig(compile=True, device="cpu"))
     assert err.value.location is not None and err.value.location.field == "train.compile"
     check_config(TrainConfig(compile=False, device="cpu"))
+
+
+def _reference_varlen(q: Any, k: Any, v: Any, cu_q: Any, cu_k: Any, max_q: int, max_k: int, *,
+                      scale: float | None = None, window_size: tuple[int, int] = (-1, -1),
+                      enable_gqa: bool = False, native_gqa: bool = False) -> Any:
+    """varlen_attn's contract written out in float64: (T, H, D) tensors, causal for window (-1, 0)."""
+    assert q.dim() == 3 and cu_q.dtype == torch.int32 and torch.equal(cu_q, cu_k) and max_q == max_k
+    assert window_size == (-1, 0), "graftlm asks for causal attention"
+    if k.shape[1] != q.shape[1] and not (enable_gqa or native_gqa):
+        raise RuntimeError("number of heads in key/value must equal number of heads in query")
+    cu = cu_q.tolist()
+    assert max_q == max(e - s for s, e in zip(cu[:-1], cu[1:], strict=True))
+    groups = q.shape[1] // k.shape[1]
+    out = torch.empty(q.shape, dtype=torch.float64)
+    for s, e in zip(cu[:-1], cu[1:], strict=True):
+        for h in range(q.shape[1]):
+            scores = q[s:e, h].double() @ k[s:e, h // groups].double().T * (scale or q.shape[-1] ** -0.5)
+            scores = scores.masked_fill(torch.ones(e - s, e - s).triu(1).bool(), float("-inf"))
+            out[s:e, h] = scores.softmax(-1) @ v[s:e, h // groups].double()
+    return out.to(q.dtype)
+
+
+def _new_api(q: Any, k: Any, v: Any, cu_q: Any, cu_k: Any, max_q: int, max_k: int, *, scale: float | None = None,
+             window_size: tuple[int, int] = (-1, -1), enable_gqa: bool = False) -> Any:  # PyTorch >= 2.12
+    return _reference_varlen(q, k, v, cu_q, cu_k, max_q, max_k, scale=scale, window_size=window_size,
+                             enable_gqa=enable_gqa)
+
+
+def _old_api(q: Any, k: Any, v: Any, cu_q: Any, cu_k: Any, max_q: int, max_k: int, *, scale: float | None = None,
+             window_size: tuple[int, int] = (-1, -1)) -> Any:  # PyTorch 2.10/2.11, kernel refusing grouped heads
+    return _reference_varlen(q, k, v, cu_q, cu_k, max_q, max_k, scale=scale, window_size=window_size)
+
+
+def _old_api_native_gqa(q: Any, k: Any, v: Any, cu_q: Any, cu_k: Any, max_q: int, max_k: int, *,
+                        scale: float | None = None, window_size: tuple[int, int] = (-1, -1)) -> Any:
+    return _reference_varlen(q, k, v, cu_q, cu_k, max_q, max_k, scale=scale, window_size=window_size,
+                             native_gqa=True)
+
+
+def _first_api(q: Any, k: Any, v: Any, cu_q: Any, cu_k: Any, max_q: int, max_k: int,
+               is_causal: bool = False) -> Any:
+    raise AssertionError("never called")
+
+
+@pytest.mark.parametrize("fn", [_new_api, _old_api, _old_api_native_gqa])
+def test_the_flash_glue_gives_per_sample_attention_with_every_kernel_signature(
+        fn: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The layout, boundary and grouped-head handling around PyTorch's varlen kernel, checked on CPU against
+    kernels that keep its contract (the kernel itself runs in tests/train/test_gpu.py)."""
+    monkeypatch.setattr(attention, "_NATIVE_GQA", {})
+    api = attention._api(fn)
+    assert api is not None and api[1] == (fn is _new_api)
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, h, 12, 8, generator=g) for h in (4, 2, 2))
+    cu = torch.tensor([0, 5, 6, 12], dtype=torch.int32)
+    for _ in range(2):  # the second call takes the remembered route
+        out = attention._flash(*api, q.transpose(1, 2).contiguous().transpose(1, 2), k, v, cu, 6, None, torch.float32)
+        torch.testing.assert_close(out, attention._per_sample_sdpa(q, k, v, cu.tolist(), None), atol=1e-5, rtol=1e-5)
+    remembered = {"ok": False} if fn is _old_api else {}
+    assert remembered == attention._NATIVE_GQA
+    assert ("repeating them" in caplog.text) == (fn is _old_api)
+    assert attention._api(_first_api) is None

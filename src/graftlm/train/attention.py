@@ -56,10 +56,16 @@ def _flash_varlen() -> tuple[Any, bool] | None:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:
         return None
-    params = inspect.signature(varlen_attn).parameters
-    if "window_size" not in params:  # the first versions had another signature
+    return _api(varlen_attn)
+
+
+def _api(fn: Any) -> tuple[Any, bool] | None:
+    """`fn` and whether it takes `enable_gqa` (PyTorch >= 2.12), or None when it takes no `window_size`
+    (the first versions' signature)."""
+    params = inspect.signature(fn).parameters
+    if "window_size" not in params:
         return None
-    return varlen_attn, "enable_gqa" in params
+    return fn, "enable_gqa" in params
 
 
 def _per_sample_sdpa(q: Any, k: Any, v: Any, cu: list[int], scale: float | None) -> Any:
@@ -115,29 +121,34 @@ def _varlen_attention_impl(query: Any, key: Any, value: Any, attention_mask: Any
         cu, longest = boundaries(position_ids)
     if kernel(query, value) == "flash":
         fn, takes_gqa = _flash_varlen()  # type: ignore[misc]
-        half = _half_dtype(query, value)
-        q = query.transpose(1, 2)[0].to(half)  # (T, H, D)
-        k = key.transpose(1, 2)[0].to(half)
-        v = value.transpose(1, 2)[0].to(half)
-        cu_dev = torch.as_tensor(cu).to(device=q.device, dtype=torch.int32, non_blocking=True)
-        grouped = k.shape[1] != q.shape[1]
-        if grouped and not takes_gqa and not _NATIVE_GQA.get("ok", True):
-            k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
-            grouped = False
-        extra = {"enable_gqa": True} if grouped and takes_gqa else {}
-        try:
-            out = fn(q, k, v, cu_dev, cu_dev, int(longest), int(longest), scale=scaling, window_size=(-1, 0),
-                     **extra)
-        except RuntimeError:
-            if not grouped or takes_gqa:
-                raise
-            # a PyTorch whose varlen kernel wants as many KV heads as query heads: repeat them from now on
-            log.warning("varlen attention: this PyTorch's kernel takes no grouped KV heads; repeating them")
-            _NATIVE_GQA["ok"] = False
-            return _varlen_attention_impl(query, key, value, attention_mask, scaling, dropout, kwargs)
-        return out.unsqueeze(0), None
+        return _flash(fn, takes_gqa, query, key, value, cu, int(longest), scaling, _half_dtype(query, value)), None
     bounds = [int(x) for x in (cu.tolist() if hasattr(cu, "tolist") else cu)]
     return _per_sample_sdpa(query, key, value, bounds, scaling), None
+
+
+def _flash(fn: Any, takes_gqa: bool, query: Any, key: Any, value: Any, cu: Any, longest: int,
+           scaling: float | None, half: Any) -> Any:
+    """`fn` (PyTorch's varlen_attn: (T, H, D) tensors, cumulative lengths, window (-1, 0) for causal) on
+    (1, H, T, D) inputs in the 16-bit dtype `half`; returns (1, T, H, D)."""
+    q = query.transpose(1, 2)[0].to(half)  # (T, H, D)
+    k = key.transpose(1, 2)[0].to(half)
+    v = value.transpose(1, 2)[0].to(half)
+    cu_dev = torch.as_tensor(cu).to(device=q.device, dtype=torch.int32, non_blocking=True)
+    grouped = k.shape[1] != q.shape[1]
+    if grouped and not takes_gqa and not _NATIVE_GQA.get("ok", True):
+        k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
+        grouped = False
+    extra = {"enable_gqa": True} if grouped and takes_gqa else {}
+    try:
+        out = fn(q, k, v, cu_dev, cu_dev, longest, longest, scale=scaling, window_size=(-1, 0), **extra)
+    except RuntimeError:
+        if not grouped or takes_gqa:
+            raise
+        # a PyTorch whose kernel wants as many KV heads as query heads: repeat them from now on
+        log.warning("varlen attention: this PyTorch's kernel takes no grouped KV heads; repeating them")
+        _NATIVE_GQA["ok"] = False
+        return _flash(fn, takes_gqa, query, key, value, cu, longest, scaling, half)
+    return out.unsqueeze(0)
 
 
 _varlen_attention = torch.compiler.disable(_varlen_attention_impl)
