@@ -162,7 +162,7 @@ def run_variant(v: Variant, shape: Shape, device: str, steps: int, warmup: int, 
     import torch
 
     from graftlm.train.loop import compile_layers
-    from graftlm.train.packing import boundary_kwargs, row_loss_sum
+    from graftlm.train.packing import row_hidden, row_loss_sum, row_to_device
 
     torch._dynamo.reset()  # each variant compiles (and is timed) on its own
     cuda = device.startswith("cuda")
@@ -193,11 +193,10 @@ def run_variant(v: Variant, shape: Shape, device: str, steps: int, warmup: int, 
         total = step["trained"]
         loss_sum = torch.zeros((), device=device)
         for cpu_row in step["rows"]:
-            row = {k: x.to(device, non_blocking=True) if hasattr(x, "to") else x for k, x in cpu_row.items()}
+            row = row_to_device(cpu_row, device)
             with autocast:
                 if liger is not None:
-                    hidden = model.get_decoder()(input_ids=row["input_ids"], position_ids=row["position_ids"],
-                                                 use_cache=False, **boundary_kwargs(model, row))[0]
+                    hidden = row_hidden(model, row)
                     loss = liger(model.lm_head.weight, hidden.view(-1, hidden.shape[-1]), row["targets"].view(-1))
                 else:
                     loss = row_loss_sum(model, row, chunk)

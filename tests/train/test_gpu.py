@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from graftlm.train import attention  # noqa: E402
-from graftlm.train.packing import Rendered, build_row, row_loss_sum  # noqa: E402
+from graftlm.train.packing import Rendered, build_row, row_loss_sum, row_to_device  # noqa: E402
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -76,7 +76,7 @@ def test_bf16_step_with_varlen_and_compile_matches_sdpa(tiny_model: Path) -> Non
         losses = []
         for row in rows:
             model.zero_grad()
-            dev = {k: v.cuda() if hasattr(v, "cuda") else v for k, v in row.items()}
+            dev = row_to_device(row, "cuda")
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 loss = row_loss_sum(model, dev, 256)
             loss.backward()

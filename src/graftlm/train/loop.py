@@ -29,7 +29,7 @@ from graftlm.errors import ModelError, StageError
 from graftlm.records import Sample
 from graftlm.train import checkpoint as ckpt
 from graftlm.train.distributed import Dist, all_sum, barrier, broadcast, decoder_layers, shard
-from graftlm.train.packing import Rendered, build_row, pack, row_loss_sum
+from graftlm.train.packing import Rendered, build_row, pack, row_loss_sum, row_to_device
 from graftlm.train.render import render
 
 log = logging.getLogger("graftlm.train")
@@ -125,10 +125,6 @@ def _autocast(cfg: TrainConfig, device: str) -> Any:
     if not use_bf16:
         return nullcontext()
     return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
-
-
-def _to(row: dict[str, Any], device: str) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if hasattr(v, "to") else v for k, v in row.items()}
 
 
 def compile_layers(model: Any) -> int:
@@ -296,10 +292,10 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
         loss_sum = torch.zeros((), dtype=torch.float64, device=dist.device)  # read once per step: no sync per row
         for k in range(micro):
             if k < len(mine):
-                row = _to(build_row([chosen[i] for i in mine[k]]), dist.device)
+                row = row_to_device(build_row([chosen[i] for i in mine[k]]), dist.device)
                 scale = dist.world / trained
             else:  # this rank has fewer rows than another: a zero-weight pass keeps the collectives in step
-                row = _to(build_row([chosen[mine[0][0]] if mine else chosen[0]]), dist.device)
+                row = row_to_device(build_row([chosen[mine[0][0]] if mine else chosen[0]]), dist.device)
                 scale = 0.0
             if dist.enabled:
                 model.set_requires_gradient_sync(k == micro - 1)

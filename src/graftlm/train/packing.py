@@ -77,6 +77,11 @@ def build_row(samples: list[Rendered]) -> dict[str, Any]:
     }
 
 
+def row_to_device(row: dict[str, Any], device: str) -> dict[str, Any]:
+    """The row with its tensors on `device` (max_length stays a host int)."""
+    return {k: v.to(device, non_blocking=True) if hasattr(v, "to") else v for k, v in row.items()}
+
+
 def boundary_kwargs(model: Any, row: dict[str, Any]) -> dict[str, Any]:
     """The sample boundaries as transformers' `cu_seq_lens_*` / `max_length_*` keyword arguments, for the
     attention implementations that use them (computed on the host: no device sync); {} for the others."""
@@ -103,6 +108,12 @@ def chunked_head(model: Any) -> Any:
     return head
 
 
+def row_hidden(model: Any, row: dict[str, Any]) -> Any:
+    """The decoder's last hidden states for one packed row (before the output projection)."""
+    return model.get_decoder()(input_ids=row["input_ids"], position_ids=row["position_ids"], use_cache=False,
+                               **boundary_kwargs(model, row))[0]
+
+
 def row_loss_sum(model: Any, row: dict[str, Any], chunk_tokens: int | None = None) -> Any:
     """Sum of the cross-entropy over the row's trained tokens (float32), from one packed forward pass.
 
@@ -112,14 +123,12 @@ def row_loss_sum(model: Any, row: dict[str, Any], chunk_tokens: int | None = Non
     import torch.nn.functional as F
 
     head = chunked_head(model) if chunk_tokens else None
-    extra = boundary_kwargs(model, row)
     if head is not None:
         from graftlm.train.loss import linear_cross_entropy
 
-        hidden = model.get_decoder()(input_ids=row["input_ids"], position_ids=row["position_ids"],
-                                     use_cache=False, **extra)[0]
-        return linear_cross_entropy(hidden, head.weight, row["targets"], chunk_tokens or 1)
-    out = model(input_ids=row["input_ids"], position_ids=row["position_ids"], use_cache=False, **extra)
+        return linear_cross_entropy(row_hidden(model, row), head.weight, row["targets"], chunk_tokens or 1)
+    out = model(input_ids=row["input_ids"], position_ids=row["position_ids"], use_cache=False,
+                **boundary_kwargs(model, row))
     logits = out.logits.float()
     return F.cross_entropy(logits.view(-1, logits.shape[-1]), row["targets"].view(-1),
                            ignore_index=IGNORE, reduction="sum")
