@@ -161,7 +161,24 @@ def eval_section(scores: dict[str, Any] | None) -> list[Block]:
     models = scores.get("models") or {}
     out.append(Block("p", "Trained model: `{}`; base model: `{}`; judge: `{}`.".format(
         models.get("trained", "?"), models.get("base", "none"), scores.get("judge") or "none")))
-    rows = [["leaf", "metric", "n", "base (95% CI)", "trained (95% CI)", "difference (95% CI)", "p", "judge errors", "verdict"]]
+    rows = eval_table(scores)
+    if len(rows) > 1:
+        out.append(Block("table", rows=rows))
+    png = plot_leaves(scores)
+    if png:
+        out.append(Block("img", "Per-leaf scores before and after training, with 95% bootstrap intervals",
+                         png=png, name="eval_leaves.png"))
+    return out
+
+
+EVAL_TABLE_HEADER = ["leaf", "metric", "n", "base (95% CI)", "trained (95% CI)", "difference (95% CI)", "p",
+                     "judge errors", "verdict"]
+
+
+def eval_table(scores: dict[str, Any]) -> list[list[str]]:
+    """`eval/scores.json` as one table: the header, then a row per leaf and metric and per retention
+    measure. The report and the exported model card both show this table."""
+    rows = [list(EVAL_TABLE_HEADER)]
     for leaf, block in (scores.get("leaves") or {}).items():
         for metric, e in (block.get("evaluators") or {}).items():
             rows.append(_metric_row(leaf, metric, e))
@@ -171,13 +188,7 @@ def eval_section(scores: dict[str, Any] | None) -> list[Block]:
         elif name == "drift":
             rows.append(_metric_row("retention: drift", "nll per token (lower is better)", e["nll"]))
             rows.append(_metric_row("retention: drift", "KL(base || trained)", e["kl"]))
-    if len(rows) > 1:
-        out.append(Block("table", rows=rows))
-    png = plot_leaves(scores)
-    if png:
-        out.append(Block("img", "Per-leaf scores before and after training, with 95% bootstrap intervals",
-                         png=png, name="eval_leaves.png"))
-    return out
+    return rows
 
 
 def examples_section(answers: list[dict[str, Any]] | None, per_leaf: int = 3) -> list[Block]:

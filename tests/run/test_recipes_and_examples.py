@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from graftlm.config import load_recipe
-from graftlm.run import build_docs_repo, prepare_local_documents
+from graftlm.taxonomy.docrepo import build_docs_repo, prepare_local_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))

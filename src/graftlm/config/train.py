@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from graftlm.config.base import Section
+from graftlm.config.model_spec import ModelSpec
 
 PhaseName = Literal["knowledge-1", "knowledge-2", "skills", "stacked"]
 
@@ -97,7 +98,7 @@ class PhaseOverrides(Section):
 class TrainConfig(Section):
     """How the student is trained."""
 
-    student: str = "default"
+    student: ModelSpec = ModelSpec("default")
     """The model to train: `default` (embedded SmolLM2-135M-Instruct), a Hugging Face model folder or a GGUF file."""
 
     epochs: int = Field(default=3, ge=1)
@@ -185,6 +186,55 @@ class TrainConfig(Section):
 
     seed: int = 42
     """Seed for initialisation of new parameters, data order and dropout."""
+
+    # Cross-field checks run when the recipe loads (fields are validated in the order declared, so each
+    # validator sees the fields above it): `graft config` and `graft run` reject a bad recipe at once,
+    # with the file, line and field, before any teacher call.
+
+    @field_validator("student")
+    @classmethod
+    def _local_student(cls, v: ModelSpec) -> ModelSpec:
+        if not v.is_local:
+            raise ValueError(f"the student must be a model loaded here (`default`, a model folder or a .gguf file), "
+                             f"not {v!r}")
+        return v
+
+    @field_validator("max_seq_len")
+    @classmethod
+    def _row_holds_longest_sample(cls, v: int, info: ValidationInfo) -> int:
+        row = info.data.get("max_tokens_per_row")
+        if row is not None and v > row:
+            raise ValueError(f"max_seq_len ({v}) is larger than max_tokens_per_row ({row}): a packed row must hold the "
+                             "longest sample; raise train.max_tokens_per_row or lower train.max_seq_len")
+        return v
+
+    @field_validator("min_lr")
+    @classmethod
+    def _min_lr_below_peak(cls, v: float, info: ValidationInfo) -> float:
+        lr = info.data.get("learning_rate")
+        if info.data.get("schedule") == "cosine" and lr is not None and v > lr:
+            raise ValueError(f"min_lr ({v}) is above learning_rate ({lr}); set train.min_lr below train.learning_rate")
+        return v
+
+    @field_validator("phase_overrides")
+    @classmethod
+    def _phase_lr_above_min_lr(cls, v: dict[str, PhaseOverrides], info: ValidationInfo) -> dict[str, PhaseOverrides]:
+        min_lr = info.data.get("min_lr")
+        if info.data.get("schedule") != "cosine" or min_lr is None:
+            return v
+        for name, over in v.items():
+            if over.learning_rate is not None and min_lr > over.learning_rate:
+                raise ValueError(f"{name}: learning_rate ({over.learning_rate}) is below train.min_lr ({min_lr}); "
+                                 "raise the phase's learning_rate or lower train.min_lr")
+        return v
+
+    @field_validator("attention")
+    @classmethod
+    def _attention_on_device(cls, v: str, info: ValidationInfo) -> str:
+        if v in ("flex_attention", "flash_attention_2") and info.data.get("device") == "cpu":
+            raise ValueError(f"attention {v} trains only on a CUDA GPU, and train.device is cpu; use attention: sdpa "
+                             "or varlen on CPU (they keep packed samples apart too)")
+        return v
 
     @model_validator(mode="after")
     def _known_phases(self) -> TrainConfig:
