@@ -21,13 +21,8 @@ EXAMPLE = ROOT / "examples"
 
 
 def skill_taxonomy(root: Path) -> Path:
-    leaf = root / "compositional_skills" / "writing" / "polite"
-    leaf.mkdir(parents=True)
-    (leaf / "qna.yaml").write_text(yaml.safe_dump({
-        "version": 3, "created_by": "tests", "task_description": "Be polite.",
-        "seed_examples": [{"question": f"Make this polite: do {i}.", "answer": f"Could you please do {i}?"}
-                          for i in range(5)],
-    }), encoding="utf-8")
+    """The example taxonomy's skill leaves (no documents needed)."""
+    shutil.copytree(EXAMPLE / "taxonomy" / "compositional_skills", root / "compositional_skills")
     return root
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -93,6 +94,55 @@ class PhaseOverrides(Section):
 
     warmup_steps: int | None = Field(default=None, ge=0)
     """Warm-up steps of this phase."""
+
+
+def _student_is_local(v: ModelSpec, data: dict[str, Any]) -> str | None:
+    if v.is_local:
+        return None
+    return f"the student must be a model loaded here (`default`, a model folder or a .gguf file), not {v!r}"
+
+
+def _row_holds_longest_sample(v: int, data: dict[str, Any]) -> str | None:
+    row = data.get("max_tokens_per_row")
+    if row is None or v <= row:
+        return None
+    return (f"max_seq_len ({v}) is larger than max_tokens_per_row ({row}): a packed row must hold the longest "
+            "sample; raise train.max_tokens_per_row or lower train.max_seq_len")
+
+
+def _min_lr_below_peak(v: float, data: dict[str, Any]) -> str | None:
+    lr = data.get("learning_rate")
+    if data.get("schedule") != "cosine" or lr is None or v <= lr:
+        return None
+    return f"min_lr ({v}) is above learning_rate ({lr}); set train.min_lr below train.learning_rate"
+
+
+def _phase_lr_above_min_lr(v: dict[str, PhaseOverrides], data: dict[str, Any]) -> str | None:
+    min_lr = data.get("min_lr")
+    if data.get("schedule") != "cosine" or min_lr is None:
+        return None
+    for name, over in v.items():
+        if over.learning_rate is not None and min_lr > over.learning_rate:
+            return (f"{name}: learning_rate ({over.learning_rate}) is below train.min_lr ({min_lr}); raise the "
+                    "phase's learning_rate or lower train.min_lr")
+    return None
+
+
+def _attention_on_device(v: str, data: dict[str, Any]) -> str | None:
+    if v not in ("flex_attention", "flash_attention_2") or data.get("device") != "cpu":
+        return None
+    return (f"attention {v} trains only on a CUDA GPU, and train.device is cpu; use attention: sdpa or varlen on "
+            "CPU (they keep packed samples apart too)")
+
+
+CROSS_FIELD_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
+    "student": _student_is_local,
+    "max_seq_len": _row_holds_longest_sample,
+    "min_lr": _min_lr_below_peak,
+    "phase_overrides": _phase_lr_above_min_lr,
+    "attention": _attention_on_device,
+}
+"""Per field: a pure check of its value against the fields declared above it; the message, or None."""
 
 
 class TrainConfig(Section):
@@ -187,53 +237,15 @@ class TrainConfig(Section):
     seed: int = 42
     """Seed for initialisation of new parameters, data order and dropout."""
 
-    # Cross-field checks run when the recipe loads (fields are validated in the order declared, so each
-    # validator sees the fields above it): `graft config` and `graft run` reject a bad recipe at once,
-    # with the file, line and field, before any teacher call.
-
-    @field_validator("student")
+    @field_validator("student", "max_seq_len", "min_lr", "phase_overrides", "attention")
     @classmethod
-    def _local_student(cls, v: ModelSpec) -> ModelSpec:
-        if not v.is_local:
-            raise ValueError(f"the student must be a model loaded here (`default`, a model folder or a .gguf file), "
-                             f"not {v!r}")
-        return v
-
-    @field_validator("max_seq_len")
-    @classmethod
-    def _row_holds_longest_sample(cls, v: int, info: ValidationInfo) -> int:
-        row = info.data.get("max_tokens_per_row")
-        if row is not None and v > row:
-            raise ValueError(f"max_seq_len ({v}) is larger than max_tokens_per_row ({row}): a packed row must hold the "
-                             "longest sample; raise train.max_tokens_per_row or lower train.max_seq_len")
-        return v
-
-    @field_validator("min_lr")
-    @classmethod
-    def _min_lr_below_peak(cls, v: float, info: ValidationInfo) -> float:
-        lr = info.data.get("learning_rate")
-        if info.data.get("schedule") == "cosine" and lr is not None and v > lr:
-            raise ValueError(f"min_lr ({v}) is above learning_rate ({lr}); set train.min_lr below train.learning_rate")
-        return v
-
-    @field_validator("phase_overrides")
-    @classmethod
-    def _phase_lr_above_min_lr(cls, v: dict[str, PhaseOverrides], info: ValidationInfo) -> dict[str, PhaseOverrides]:
-        min_lr = info.data.get("min_lr")
-        if info.data.get("schedule") != "cosine" or min_lr is None:
-            return v
-        for name, over in v.items():
-            if over.learning_rate is not None and min_lr > over.learning_rate:
-                raise ValueError(f"{name}: learning_rate ({over.learning_rate}) is below train.min_lr ({min_lr}); "
-                                 "raise the phase's learning_rate or lower train.min_lr")
-        return v
-
-    @field_validator("attention")
-    @classmethod
-    def _attention_on_device(cls, v: str, info: ValidationInfo) -> str:
-        if v in ("flex_attention", "flash_attention_2") and info.data.get("device") == "cpu":
-            raise ValueError(f"attention {v} trains only on a CUDA GPU, and train.device is cpu; use attention: sdpa "
-                             "or varlen on CPU (they keep packed samples apart too)")
+    def _cross_field(cls, v: Any, info: ValidationInfo) -> Any:
+        """Cross-field checks run when the recipe loads (fields are validated in the order declared, so each
+        check sees the fields above it): `graft config` and `graft run` reject a bad recipe at once, with
+        the file, line and field, before any teacher call."""
+        problem = CROSS_FIELD_CHECKS[str(info.field_name)](v, info.data)
+        if problem:
+            raise ValueError(problem)
         return v
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.artifacts import (
+    MANIFEST,
     hash_file,
     hash_obj,
     is_complete,
@@ -60,7 +61,7 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
         log.info("evaluation in %s is complete for these inputs; nothing to do", out)
         return out
     out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
     start = time.time()
 
     results = [ItemResult(item) for item in items]

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from graftlm.artifacts import MANIFEST, read_manifest
+from graftlm.artifacts import MANIFEST, atomic_dir, read_manifest
 from graftlm.errors import ConfigError, InputError
 from graftlm.export.card import model_card
 
@@ -43,9 +41,7 @@ def export_hf(run_dir: Path, to: Path, *, force: bool = False) -> Path:
     src = final_model_path(run_dir)
     if to.exists() and any(to.iterdir()) and not force:
         raise ConfigError(f"export folder {to} exists and is not empty", hint="pass another --to, or --force to replace it")
-    to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}."))
-    try:
+    with atomic_dir(to, replace=True) as tmp:
         if (src / "adapter_config.json").is_file():
             merge_lora(src, tmp)
         else:
@@ -53,12 +49,6 @@ def export_hf(run_dir: Path, to: Path, *, force: bool = False) -> Path:
                 if f.is_file() and not f.name.startswith(_TRAINING_STATE) and f.suffix not in (".pt", ".pth"):
                     shutil.copy2(f, tmp / f.name)
         (tmp / "README.md").write_text(model_card(run_dir, src), encoding="utf-8")
-        if to.exists():
-            shutil.rmtree(to)
-        os.replace(tmp, to)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return to
 
 

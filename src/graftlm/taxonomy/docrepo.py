@@ -15,9 +15,9 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
+from graftlm.artifacts import atomic_dir
 from graftlm.errors import DocumentError, Location
 from graftlm.taxonomy.model import Leaf
 
@@ -61,9 +61,7 @@ def build_docs_repo(source: Path, repo: Path) -> str:
         return _git(["rev-parse", "HEAD"], repo)
     if not source.is_dir():
         raise DocumentError(f"cannot build document repository {repo}: source folder {source} not found")
-    repo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=repo.parent, prefix=f".{repo.name}."))
-    try:
+    with atomic_dir(repo) as tmp:
         for path in sorted(source.rglob("*")):
             if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
                 dest = tmp / path.relative_to(source)
@@ -74,10 +72,6 @@ def build_docs_repo(source: Path, repo: Path) -> str:
         _git(["add", "-A"], tmp)
         _git(["commit", "-q", "-m", f"Documents from {source.name}"], tmp)
         sha = _git(["rev-parse", "HEAD"], tmp)
-        os.replace(tmp, repo)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return sha
 
 
