@@ -170,10 +170,6 @@ STAGES = tuple(s.name for s in STAGE_TABLE)
 _BY_NAME = {s.name: s for s in STAGE_TABLE}
 
 
-def stage_folder(out: Path, name: str) -> Path:
-    return Path(out) / name
-
-
 def _manifest_hash(folder: Path) -> str | None:
     path = folder / MANIFEST
     return hash_file(path) if path.is_file() else None

@@ -25,3 +25,18 @@ def test_calibration_turns_estimates_into_measured_wall_times(tmp_path: Path, mo
     assert cal["generate"] == pytest.approx(1.0)  # 100 s over (200 s * 25/50 = 100 s at the reference)
     other = recipe_from_dict({"teacher": {"model": "fake"}, "train": {"student": str(tmp_path)}})
     assert plan.calibration(other) == {}  # another student: another entry
+
+
+def test_the_estimate_asks_for_as_many_candidates_as_the_run() -> None:
+    """`samples_per_leaf * oversample` is rounded up by generation; the estimate rounds the same way."""
+    from graftlm.taxonomy.load import load_taxonomy
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "taxonomy"
+    leaf = next(leaf for leaf in load_taxonomy(root) if leaf.type.value == "freeform_skill")
+    calls = {}
+    for judged in (True, False):
+        recipe = recipe_from_dict({"teacher": {"model": "fake"}, "generate": {
+            "samples_per_leaf": 5, "oversample": 1.5, "judge_questions": judged}})
+        calls[judged] = plan.estimate_leaf(leaf, recipe).calls
+    assert recipe.generate.candidates_per_leaf == 8  # 7.5 rounded up
+    assert calls[True] - calls[False] == 8  # one question check per candidate
