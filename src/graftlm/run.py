@@ -115,7 +115,7 @@ def _run_train(ctx: RunContext, folder: Path) -> None:
     from graftlm.evaluate.selection import make_scorer
     from graftlm.train.run import run_train
 
-    run_train(ctx.folder("mix"), folder, ctx.recipe, scorer=make_scorer(ctx.folder("generate"), ctx.recipe))
+    run_train(ctx.folder("mix"), folder, ctx.recipe.train, scorer=make_scorer(ctx.folder("generate"), ctx.recipe))
 
 
 def _run_eval(ctx: RunContext, folder: Path) -> None:

@@ -88,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
         except ImportError:
             raise InputError("--select needs the evaluation stage (graftlm.evaluate), which is not installed") from None
         scorer = make_scorer(data_dir, recipe)
-    out = run_train(mix_dir, args.out, recipe, scorer=scorer)
+    out = run_train(mix_dir, args.out, recipe.train, scorer=scorer)
     import torch.distributed as td
 
     if td.is_available() and td.is_initialized():
