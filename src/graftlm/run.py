@@ -355,8 +355,8 @@ def load_run_context(taxonomy: Path, recipe_path: Path, out: Path, *, overrides:
     check_models(recipe)
     check_training(recipe)
     out = Path(out)
+    check_run_dir(out)
     if build_documents:
-        check_run_dir(out)
         prepare_local_documents(taxonomy, leaves)
     return RunContext(taxonomy, recipe, out, leaves, _load_state(out))
 

@@ -128,10 +128,11 @@ def test_a_non_empty_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None
         (out / name).mkdir(parents=True)
         (out / name / "notes.txt").write_text(f"my {name} notes\n", encoding="utf-8")
     before = {p: p.read_text() for p in out.rglob("*.txt")}
-    done = graft("run", skill_taxonomy(tmp_path / "tax"), "--recipe", fake_recipe(tmp_path / "r.yaml"), "--out", out,
-                 home=tmp_path / "home")
-    assert done.returncode == 2
-    assert "not a graftlm run directory" in done.stderr and "Traceback" not in done.stderr
+    for dry in ((), ("--dry-run",)):
+        done = graft("run", skill_taxonomy(tmp_path / f"tax{len(dry)}"), "--recipe", fake_recipe(tmp_path / "r.yaml"),
+                     "--out", out, *dry, home=tmp_path / "home")
+        assert done.returncode == 2
+        assert "not a graftlm run directory" in done.stderr and "Traceback" not in done.stderr
     assert {p: p.read_text() for p in out.rglob("*.txt")} == before
     assert not (out / "run.json").exists()
 
