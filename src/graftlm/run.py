@@ -49,9 +49,6 @@ RECIPE_FILE = "recipe.json"
 LOCK_FILE = ".lock"
 _OWN_FILES = frozenset({STATE_FILE, RECIPE_FILE, LOCK_FILE})
 """Files `graft run` writes at the top of a run directory."""
-_KEEP_ON_CLEAR = {"generate": ("calls.sqlite",)}
-"""Files a stage keeps when its inputs change (by name prefix): generation's call cache is keyed by the
-request itself, so it stays valid."""
 
 
 @dataclass
@@ -152,11 +149,15 @@ class Stage:
     """Inputs besides recipe sections and upstream manifests (the taxonomy, extra dataset files)."""
     estimated: bool = False
     """Whether the dry-run plan estimates its time well enough to calibrate later ETAs by it."""
+    keep_on_clear: tuple[str, ...] = ()
+    """Name prefixes of files the stage keeps when its inputs change (generation's call cache is keyed by
+    the request itself, so it stays valid)."""
 
 
 STAGE_TABLE: tuple[Stage, ...] = (
     Stage("validate", (), (), _run_validate, extra=_validate_inputs),
-    Stage("generate", ("validate",), ("teacher", "judge_or_teacher", "generate"), _run_generate, estimated=True),
+    Stage("generate", ("validate",), ("teacher", "judge_or_teacher", "generate"), _run_generate, estimated=True,
+          keep_on_clear=("calls.sqlite",)),
     Stage("mix", ("generate",), ("mix",), _run_mix, extra=_extra_datasets),
     # Checkpoint selection uses a few eval settings; the judge itself is left out on purpose, so that
     # changing the judge re-evaluates without retraining.
@@ -286,7 +287,7 @@ def check_run_dir(out: Path) -> None:
                          hint="pass a new or empty folder as --out; a run directory made by `graft run` resumes")
 
 
-def _clear_stage(plan: StagePlan, ctx: RunContext) -> None:
+def _clear_stage(stage: Stage, plan: StagePlan, ctx: RunContext) -> None:
     """Make room for a stage whose inputs changed: delete its old output, but only output that is
     graftlm's (recorded in run.json, or carrying a manifest). Anything else is refused, never deleted."""
     rec = ctx.state.get("stages", {}).get(plan.name, {})
@@ -302,7 +303,7 @@ def _clear_stage(plan: StagePlan, ctx: RunContext) -> None:
                          "record it and it has no manifest.json); graftlm does not delete them",
                          hint=f"move {plan.folder} away, or pass another --out")
     log.info("%s: inputs changed, clearing %s", plan.name, plan.folder)
-    keep = _KEEP_ON_CLEAR.get(plan.name, ())
+    keep = stage.keep_on_clear
     for child in plan.folder.iterdir():
         if keep and child.name.startswith(keep):
             continue
@@ -421,7 +422,7 @@ def _run_if_needed(stage: Stage, ctx: RunContext) -> None:
         _say(f"[{name}] up to date")
         return
     assert plan.input_hash is not None  # upstream manifests exist once upstream stages ran
-    _clear_stage(plan, ctx)
+    _clear_stage(stage, plan, ctx)
     _say(f"[{name}] running ({plan.reason})")
     stages = ctx.state.setdefault("stages", {})
     resuming = plan.reason == "resume unfinished"

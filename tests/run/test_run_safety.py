@@ -150,3 +150,23 @@ def test_user_folders_in_a_run_directory_are_never_deleted(tmp_path: Path) -> No
     assert done.returncode != 0
     assert str(out / "validate") in done.stderr and "does not delete" in done.stderr
     assert (out / "validate" / "mine.txt").read_text() == "keep me\n"
+
+
+def test_graftlm_stage_output_is_cleared_when_inputs_change(tmp_path: Path) -> None:
+    """What run.json records, or what carries a manifest, is graftlm's: cleared for new inputs, except the
+    call cache."""
+    from graftlm.config import recipe_from_dict
+    from graftlm.run import STAGE_TABLE, RunContext, StagePlan, _clear_stage
+
+    stages = {s.name: s for s in STAGE_TABLE}
+    out = tmp_path / "run"
+    for name in ("generate", "mix"):
+        (out / name / "sub").mkdir(parents=True)
+        (out / name / "sub" / "old.jsonl").write_text("{}\n", encoding="utf-8")
+    (out / "generate" / "calls.sqlite").write_bytes(b"cache")
+    (out / "mix" / "manifest.json").write_text("{}", encoding="utf-8")
+    ctx = RunContext(tmp_path, recipe_from_dict({}), out, [], {"stages": {"generate": {"input_hash": "old"}}})
+    for name in ("generate", "mix"):  # generate: recorded in run.json; mix: not recorded, has a manifest
+        _clear_stage(stages[name], StagePlan(name, out / name, "new", True, "inputs changed"), ctx)
+    assert tree(out / "generate") == ["calls.sqlite"]
+    assert tree(out / "mix") == []
