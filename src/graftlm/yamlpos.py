@@ -61,8 +61,29 @@ def field_name(path: Path_) -> str:
     return out
 
 
-def load_with_positions(text: str) -> tuple[Any, dict[Path_, tuple[int, int]]]:
-    """Safe-load a YAML document and return (data, positions)."""
-    node = compose(text)
-    data = yaml.safe_load(text) if node is not None else None
-    return data, positions(node)
+def duplicate_keys(node: yaml.Node | None) -> list[tuple[Path_, int, int]]:
+    """Mapping keys given twice in the same mapping: (path of the key, line of the first, line of the
+    second), in document order. YAML loaders silently keep the last value."""
+    out: list[tuple[Path_, int, int]] = []
+    if node is None:
+        return out
+    stack: list[tuple[yaml.Node, Path_]] = [(node, ())]
+    seen: set[int] = set()
+    while stack:
+        n, path = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode):
+                    line = k.start_mark.line + 1
+                    if k.value in first:
+                        out.append(((*path, k.value), first[k.value], line))
+                    else:
+                        first[k.value] = line
+                    stack.append((v, (*path, k.value)))
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend((v, (*path, i)) for i, v in enumerate(n.value))
+    return sorted(out, key=lambda d: d[2])
