@@ -32,12 +32,21 @@ def _relative_parts(path: Path, root: Path) -> tuple[str, ...]:
 
 
 def leaf_files(root: Path) -> list[Path]:
-    """Every `qna.yaml` under the branches of a taxonomy root, sorted."""
+    """Every `qna.yaml` under the branches of a taxonomy root, sorted. Raises TaxonomyError for a folder
+    that cannot be read and for a `qna.yaml` linked from outside the taxonomy."""
     root = Path(root)
     files: list[Path] = []
+    problems: list[str] = []
     for branch in BRANCHES:
         if (root / branch).is_dir():
-            files.extend(find_qna_files(root / branch))
+            for item in find_qna_files(root / branch):
+                if isinstance(item, tuple):
+                    problems.append(f"{item[0]}: {item[1]}")
+                else:
+                    files.append(item)
+    if problems:
+        raise TaxonomyError(f"{len(problems)} problem(s) while reading the taxonomy {root}:\n  " + "\n  ".join(problems),
+                            hint=f"fix them, then check with: graft taxonomy validate {root}")
     return sorted(files)
 
 

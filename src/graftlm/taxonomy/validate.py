@@ -81,25 +81,49 @@ class FileReport:
 # --- finding files -------------------------------------------------------------------------------
 
 
-def find_qna_files(root: Path) -> Iterator[Path]:
-    """Every path named `qna.yaml` below `root` (files, directories and broken links alike), sorted;
-    symlinked folders are not followed and `.git` is skipped."""
-    for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: None):
+def find_qna_files(root: Path) -> Iterator[Path | tuple[Path, str]]:
+    """Every path named `qna.yaml` below `root` (files, directories and broken links alike), in walk order;
+    symlinked folders are not followed and `.git` is skipped. A folder that cannot be read, and a
+    `qna.yaml` that is a link leading out of `root`, come back as `(path, reason)`: never skipped silently."""
+    top = Path(root).resolve()
+    errors: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
+        yield from _unreadable(errors)
         dirnames[:] = sorted(d for d in dirnames if d != ".git")
         names = set(filenames) | set(dirnames)
         if QNA in names:
-            yield Path(dirpath) / QNA
+            path = Path(dirpath) / QNA
+            yield _outside(path, top) or path
         if QNA in dirnames:
             dirnames.remove(QNA)
+    yield from _unreadable(errors)
+
+
+def _unreadable(errors: list[OSError]) -> Iterator[tuple[Path, str]]:
+    for e in errors:
+        yield (Path(e.filename), f"cannot read this folder ({e.strerror or e}), so the leaves in it were not "
+                                 "checked; fix its permissions (e.g. chmod u+rx) or move it out of the taxonomy")
+    errors.clear()
+
+
+def _outside(path: Path, top: Path) -> tuple[Path, str] | None:
+    """`(path, reason)` when `path` is a symbolic link whose target is outside the folder `top`."""
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    if target.is_relative_to(top):
+        return None
+    return (path, f"this {QNA} is a symbolic link to {target}, outside the taxonomy {top}; links may not leave "
+                  "the taxonomy: copy the file into the leaf folder instead")
 
 
 def expand_paths(paths: Iterable[Path | str]) -> list[Path | tuple[Path, str]]:
     """Files to validate for each argument: a file as is, every `qna.yaml` below a folder.
-    A folder without any comes back as `(folder, reason)`."""
+    A folder without any, an unreadable folder and a link leaving the folder come back as `(path, reason)`."""
     out: list[Path | tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir() and p.name != QNA:
-            found = sorted(find_qna_files(p))
+            found = sorted(find_qna_files(p), key=lambda item: item[0] if isinstance(item, tuple) else item)
             out.extend(found or [(p, f"no {QNA} under this folder; pass a taxonomy root, a leaf folder "
                                   f"or a {QNA} file")])
         else:
