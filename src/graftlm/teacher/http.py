@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from httpx import USE_CLIENT_DEFAULT
 
 from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import TeacherError
+from graftlm.redact import split_credentials, strip_credentials
 from graftlm.teacher.base import ChatResult, Completion, Message, SamplingOptions, Usage
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,8 @@ def normalize_url(url: str) -> str:
     """`http://host:8000`, `.../v1` and `.../v1/` all become `http://host:8000/v1`."""
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise TeacherError(f"not an http(s) URL: {url!r}", hint="write endpoints as http://host:port/v1")
+        raise TeacherError(f"not an http(s) URL: {strip_credentials(url)!r}",
+                           hint="write endpoints as http://host:port/v1")
     if not url.split("://", 1)[1].count("/"):
         url += "/v1"
     return url
@@ -76,6 +79,9 @@ class Pool:
 @dataclass
 class Endpoint:
     url: str
+    """Without credentials: this is the form that is logged, shown and stored."""
+    auth: tuple[str, str] | None = None
+    """(user, password) from a URL written `http://user:password@host/v1`, sent as basic auth."""
     in_flight: int = 0
     backoff_until: float = 0.0
     failures: int = 0
@@ -101,7 +107,7 @@ class HttpTeacher:
                  prompt_renderer: Any = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
         if not urls:
             raise TeacherError("no teacher endpoint given", hint="set teacher.model to http://host:port/v1")
-        self.endpoints = [Endpoint(normalize_url(u)) for u in urls]
+        self.endpoints = [Endpoint(*split_credentials(normalize_url(u))) for u in urls]
         self.model_name = model_name
         self.model_id = model_name or ",".join(e.url for e in self.endpoints)
         self.api_key_env = api_key_env
@@ -271,7 +277,7 @@ class HttpTeacher:
             # httpx's timeout bounds each read; this bounds the whole attempt, so a server that dribbles
             # bytes cannot hold a request longer than teacher.timeout_s.
             async with asyncio.timeout(self.timeout_s):
-                response = await pool.client.request(method, url, json=json)
+                response = await pool.client.request(method, url, json=json, auth=endpoint.auth or USE_CLIENT_DEFAULT)
         except (httpx.TimeoutException, TimeoutError):
             raise _Retry(f"timed out after {self.timeout_s:g} s ({url})") from None
         except httpx.TransportError as e:
