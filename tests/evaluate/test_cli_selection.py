@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from eval_helpers import KNOWLEDGE_LEAF, make_run_dir
 
 from graftlm.cli import main
 from graftlm.config import recipe_from_dict
 from graftlm.errors import InputError
 from graftlm.evaluate.selection import _subset, make_scorer
+
+from .eval_helpers import KNOWLEDGE_LEAF, make_run_dir
 
 
 def test_graft_eval_prints_a_table_and_writes_scores(generate_dir: Path, tmp_path: Path,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_helpers import CHUNKS, KNOWLEDGE_LEAF
 
 from graftlm.errors import ConfigError
 from graftlm.evaluate import mc, retention
+
+from .eval_helpers import CHUNKS, KNOWLEDGE_LEAF
 
 
 def _chunks() -> list[dict[str, str]]:

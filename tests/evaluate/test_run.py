@@ -7,11 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from eval_helpers import KNOWLEDGE_LEAF, SKILL_LEAF, make_generate_dir, read_lines
 
 from graftlm.config import recipe_from_dict
 from graftlm.errors import InputError
 from graftlm.evaluate.run import run_eval, select_items
+
+from .eval_helpers import KNOWLEDGE_LEAF, SKILL_LEAF, make_generate_dir, read_lines
 
 FAKE = {"teacher": {"model": "fake"}, "eval": {"mt_bench_questions": 3, "bootstrap_samples": 200}}
 

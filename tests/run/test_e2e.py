@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from graftlm.run import STAGES, build_docs_repo
+from graftlm.testing.taxonomy import build_taxonomy
 
 DOC = """# The Copper Owl Ferry
 
@@ -68,22 +69,16 @@ def make_taxonomy(root: Path) -> Path:
     docs.mkdir(parents=True)
     (docs / "ferry.md").write_text(DOC, encoding="utf-8")
     commit = build_docs_repo(docs, root / "docs-repo")
-    tax = root / "taxonomy"
-    leaf = tax / "knowledge" / "transport" / "ferries" / "copper_owl"
-    leaf.mkdir(parents=True)
-    (leaf / "qna.yaml").write_text(yaml.safe_dump({
-        "version": 3, "created_by": "tests", "domain": "Ferries", "document_outline": "A fictional ferry.",
-        "seed_examples": [{"context": c, "questions_and_answers": [{"question": q, "answer": a} for q, a in qas]}
-                          for c, qas in KNOWLEDGE_SEEDS],
-        "document": {"repo": str(root / "docs-repo"), "commit": commit, "patterns": ["*.md"]},
-    }, sort_keys=False), encoding="utf-8")
-    skill = tax / "compositional_skills" / "writing" / "polite"
-    skill.mkdir(parents=True)
-    (skill / "qna.yaml").write_text(yaml.safe_dump({
-        "version": 3, "created_by": "tests", "task_description": "Rewrite a command as a polite request.",
-        "seed_examples": [{"question": q, "answer": a} for q, a in SKILL_SEEDS],
-    }, sort_keys=False), encoding="utf-8")
-    return tax
+    return build_taxonomy(root / "taxonomy", {
+        "knowledge/transport/ferries/copper_owl": {
+            "version": 3, "created_by": "tests", "domain": "Ferries", "document_outline": "A fictional ferry.",
+            "seed_examples": [{"context": c, "questions_and_answers": [{"question": q, "answer": a} for q, a in qas]}
+                              for c, qas in KNOWLEDGE_SEEDS],
+            "document": {"repo": str(root / "docs-repo"), "commit": commit, "patterns": ["*.md"]}},
+        "compositional_skills/writing/polite": {
+            "version": 3, "created_by": "tests", "task_description": "Rewrite a command as a polite request.",
+            "seed_examples": [{"question": q, "answer": a} for q, a in SKILL_SEEDS]},
+    })
 
 
 def write_recipe(path: Path, student: Path) -> Path:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from graftlm.cli import main
+from graftlm.testing.taxonomy import write
 
-from .conftest import GROUNDED, SKILL, write
+from .conftest import GROUNDED, SKILL
 
 
 def test_validate_json_and_exit_codes(taxonomy: Path, capsys: pytest.CaptureFixture[str]) -> None:
