@@ -61,7 +61,7 @@ document_outline: A fictional island.
 seed_examples:
 {seeds}document:
   repo: {repo}
-  commit: {commit}
+  commit: "{commit}"
   patterns:
 {pats}"""
 

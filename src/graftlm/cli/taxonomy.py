@@ -68,7 +68,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     from graftlm.taxonomy.diff import changed_leaves
-    from graftlm.taxonomy.load import leaf_name
+    from graftlm.taxonomy.layout import leaf_name
     from graftlm.taxonomy.validate import validate_file
 
     root = Path(args.taxonomy)
@@ -88,7 +88,8 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from graftlm.taxonomy.load import leaf_files, leaf_from_report
+    from graftlm.taxonomy.layout import leaf_files
+    from graftlm.taxonomy.load import leaf_from_report
     from graftlm.taxonomy.show import leaf_stats, render_tree
     from graftlm.taxonomy.validate import validate_file
 

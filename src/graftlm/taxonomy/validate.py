@@ -17,20 +17,18 @@ import datetime
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graftlm.taxonomy.layout import QNA, SCHEMA_FOLDERS, find_qna_files
 from graftlm.taxonomy.schema import Violation, checker, load_schema_json
 from graftlm.taxonomy.yamlload import Loaded, YamlReadError, load_yaml
 from graftlm.yamlpos import Path_, field_name
 
-QNA = "qna.yaml"
 MAX_FILE_BYTES = 4 * 1024 * 1024
 """Larger files are refused without being read (the largest community qna.yaml is about 0.6 MB)."""
-SCHEMA_FOLDERS = ("compositional_skills", "knowledge")
-BRANCHES = ("knowledge", "compositional_skills", "foundational_skills")
 LATEST_VERSION = 3
 
 
@@ -79,18 +77,6 @@ class FileReport:
 
 
 # --- finding files -------------------------------------------------------------------------------
-
-
-def find_qna_files(root: Path) -> Iterator[Path]:
-    """Every path named `qna.yaml` below `root` (files, directories and broken links alike), sorted;
-    symlinked folders are not followed and `.git` is skipped."""
-    for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: None):
-        dirnames[:] = sorted(d for d in dirnames if d != ".git")
-        names = set(filenames) | set(dirnames)
-        if QNA in names:
-            yield Path(dirpath) / QNA
-        if QNA in dirnames:
-            dirnames.remove(QNA)
 
 
 def expand_paths(paths: Iterable[Path | str]) -> list[Path | tuple[Path, str]]:
