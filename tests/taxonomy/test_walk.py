@@ -16,8 +16,9 @@ import pytest
 
 from graftlm.errors import TaxonomyError
 from graftlm.taxonomy.load import load_taxonomy
+from graftlm.testing.taxonomy import write
 
-from .conftest import SKILL, write
+from .conftest import SKILL
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -12,22 +12,21 @@ from pathlib import Path
 import pytest
 
 from graftlm.artifacts import read_json, write_json
+from graftlm.generate import fake_responses
 from graftlm.teacher.fake import FakeTeacher
 from graftlm.testing.http import openai_handler, scripted_server
 from graftlm.testing.server import free_port
+from graftlm.testing.taxonomy import build_taxonomy
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PASSWORD = "s3cret-Pa55"
 
 
 def skill_taxonomy(root: Path) -> Path:
-    leaf = root / "compositional_skills" / "writing" / "polite"
-    leaf.mkdir(parents=True)
-    seeds = "".join(f"  - question: Make this polite, number {i}, close the door.\n"
-                    f"    answer: Could you please close the door, number {i}?\n" for i in range(5))
-    (leaf / "qna.yaml").write_text("version: 3\ncreated_by: tests\ntask_description: Write polite requests.\n"
-                                   "seed_examples:\n" + seeds, encoding="utf-8")
-    return root
+    return build_taxonomy(root, {"compositional_skills/writing/polite": {
+        "version": 3, "created_by": "tests", "task_description": "Write polite requests.",
+        "seed_examples": [{"question": f"Make this polite, number {i}, close the door.",
+                           "answer": f"Could you please close the door, number {i}?"} for i in range(5)]}})
 
 
 def graft(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -39,7 +38,7 @@ def graft(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 def test_generate_through_a_url_with_credentials_stores_and_logs_none(tmp_path: Path) -> None:
     tax = skill_taxonomy(tmp_path / "tax")
     out = tmp_path / "gen"
-    with scripted_server(openai_handler(FakeTeacher())) as (base, received):
+    with scripted_server(openai_handler(FakeTeacher([fake_responses.respond]))) as (base, received):
         url = base.replace("http://", f"http://graft-user:{PASSWORD}@") + "/v1"
         proc = graft("generate", str(tax), "--out", str(out), "--teacher", url, "--samples-per-leaf", "3",
                      home=tmp_path / "home")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graftlm.taxonomy.load import leaf_name
+from graftlm.taxonomy.layout import leaf_name
 from graftlm.taxonomy.model import Leaf
 from graftlm.taxonomy.validate import FileReport
 
