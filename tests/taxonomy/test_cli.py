@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from graftlm.cli import main
+from graftlm.testing.taxonomy import write
 
-from .conftest import GROUNDED, SKILL, write
+from .conftest import GROUNDED, SKILL
 
 
 def test_validate_json_and_exit_codes(taxonomy: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,6 +35,23 @@ def test_validate_human_output(taxonomy: Path, capsys: pytest.CaptureFixture[str
     captured = capsys.readouterr()
     assert f"{bad}:5:3: error: seed_examples: seed_examples has 1 item; at least 5 are required" in captured.out
     assert "5 file(s): 4 valid, 1 invalid, 0 with warnings" in captured.err
+
+
+def test_strict_makes_instructlabs_yamllint_errors_errors(taxonomy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    leaf = write(taxonomy / "compositional_skills" / "writing" / "polite" / "qna.yaml",
+                 SKILL.replace("created_by: tester", "created_by: tester  ").rstrip("\n"))
+    assert main(["taxonomy", "validate", str(leaf)]) == 0
+    default = capsys.readouterr()
+    assert f"{leaf}:2:19: warning: trailing spaces; remove them" in default.out
+    assert "1 file(s): 1 valid, 0 invalid, 1 with warnings" in default.err
+    assert main(["taxonomy", "validate", "--strict", str(leaf)]) == 1
+    strict = capsys.readouterr()
+    assert f"{leaf}:2:19: error: trailing spaces (yamllint rule trailing-spaces; InstructLab rejects" in strict.out
+    assert f"{leaf}:14:43: error: no new line character at the end of file (yamllint rule new-line-at-end-of-file" \
+        in strict.out
+    assert "1 file(s): 0 valid, 1 invalid, 0 with warnings" in strict.err
+    assert main(["taxonomy", "validate", "--strict", "--json", str(taxonomy / "knowledge")]) == 0
+    assert [r["valid"] for r in json.loads(capsys.readouterr().out)] == [True]
 
 
 def test_show_tree_counts_and_guidance(taxonomy: Path, capsys: pytest.CaptureFixture[str]) -> None:

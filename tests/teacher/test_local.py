@@ -17,6 +17,7 @@ from graftlm.teacher.base import SamplingOptions
 from graftlm.teacher.batching import Batcher
 from graftlm.teacher.factory import make_teacher
 from graftlm.teacher.local import LocalTeacher, truncate_at_stop
+from tests.needs import missing
 
 torch = pytest.importorskip("torch")
 
@@ -148,7 +149,7 @@ def test_left_padding_keeps_greedy_answers_on_the_embedded_model() -> None:
     try:
         t = LocalTeacher.from_config(TeacherConfig(model="default", device="cpu", dtype="float32"))
     except ModelError as e:
-        pytest.skip(f"embedded model not available: {e}")
+        missing(f"embedded model not available: {e}")
     options = SamplingOptions(max_tokens=10)
     short = [{"role": "user", "content": "What is 2+2?"}]
     long = [{"role": "user", "content": "Describe the history of Paris: its founding, growth and major events."}]
