@@ -58,18 +58,22 @@ def test_show_tree_counts_and_guidance(taxonomy: Path, capsys: pytest.CaptureFix
     long_context = " ".join(["word"] * 520)
     write(taxonomy / "compositional_skills" / "grounded" / "long" / "qna.yaml",
           GROUNDED.replace("The library closes for 3 weeks in July for a new roof.", long_context))
-    write(taxonomy / "compositional_skills" / "broken" / "qna.yaml", "version: 3\n")
-    assert main(["taxonomy", "show", str(taxonomy)]) == 0
+    broken = write(taxonomy / "compositional_skills" / "broken" / "qna.yaml", "version: 3\n")
+    assert main(["taxonomy", "show", str(taxonomy)]) == 1  # an invalid file fails show as it fails validate
     out = capsys.readouterr().out
     assert "compositional_skills/\n  broken  [INVALID: 3 error(s)]" in out
+    assert f"      ! {broken}:1:1: created_by: " in out  # each error listed under the invalid leaf
     assert "  grounded/\n    long  [grounded_skill  5 seeds  5 Q&A  " in out
     assert "OVER GUIDANCE" in out and "! seed_examples[2].context has 520 words; keep it under 500" in out
     assert "    polite  [freeform_skill  5 seeds  5 Q&A  58 words]" in out
     assert "vescary  [knowledge  5 seeds  15 Q&A  " in out
     assert "5 leaves (1 knowledge, 2 freeform skill, 2 grounded skill), 1 over the size guidance, 1 invalid" in out
-    assert main(["taxonomy", "show", "--json", str(taxonomy)]) == 0
+    assert main(["taxonomy", "show", "--json", str(taxonomy)]) == 1
     stats = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
     assert stats["compositional_skills->grounded->long"]["max_context_words"] == 520
+    bad = stats["compositional_skills->broken"]
+    assert bad["valid"] is False and bad["path"] == str(broken) and len(bad["errors"]) == 3
+    assert stats["compositional_skills->grounded->long"]["valid"] is True
     assert stats["compositional_skills->writing->polite"]["seeds"] == 5
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from graftlm import __version__
 from graftlm.errors import GraftError
+from graftlm.redact import RedactingFilter, strip_credentials
 
 # Command modules, in the order their commands appear in `graft --help`.
 COMMAND_MODULES = [
@@ -44,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not getattr(args, "func", None):
         parser.print_help()
@@ -51,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except GraftError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {strip_credentials(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; rerun the same command to resume", file=sys.stderr)

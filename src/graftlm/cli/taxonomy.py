@@ -31,9 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--json", action="store_true", help="print JSON instead of text")
     d.set_defaults(func=_diff)
 
-    s = tsub.add_parser("show", help="print the tree with each leaf's type, seeds and word counts vs guidance")
+    s = tsub.add_parser("show", help="print the tree with each leaf's type, seeds and word counts vs guidance, "
+                                     "and the invalid files with their errors (exit 1 if any)")
     s.add_argument("taxonomy", nargs="?", default=".", help="taxonomy root (default: .)")
-    s.add_argument("--json", action="store_true", help="print one JSON object per leaf, as an array")
+    s.add_argument("--json", action="store_true", help="print one JSON object per leaf, as an array (invalid files with "
+                                                            "`valid: false` and their errors)")
     s.set_defaults(func=_show)
 
 
@@ -93,7 +95,7 @@ def _diff(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from graftlm.taxonomy.layout import leaf_files
     from graftlm.taxonomy.load import leaf_from_report
-    from graftlm.taxonomy.show import leaf_stats, render_tree
+    from graftlm.taxonomy.show import invalid_entry, leaf_stats, render_tree
     from graftlm.taxonomy.validate import validate_file
 
     root = Path(args.taxonomy)
@@ -105,7 +107,8 @@ def _show(args: argparse.Namespace) -> int:
     stats = [leaf_stats(leaf_from_report(r, root)) for r in reports if r.valid]
     invalid = [r for r in reports if not r.valid]
     if args.json:
-        print(json.dumps([s.to_dict() for s in stats], indent=2, ensure_ascii=False))
+        entries = [s.to_dict() for s in stats] + [invalid_entry(r, root) for r in invalid]
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
     else:
         print(render_tree(stats, invalid, root))
-    return 0
+    return 1 if invalid else 0

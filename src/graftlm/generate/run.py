@@ -501,7 +501,7 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
     write_jsonl(out / "rejects.jsonl", rejects)
     write_jsonl(out / "chunks.jsonl", chunks)
     if not train:
-        log.warning("generate produced no training samples for any leaf")
+        raise nothing_kept(out, warnings, sum(a.generated for a in accounts.values()))
     manifest = {
         "stage": "generate",
         "input_hash": input_hash,
@@ -520,6 +520,21 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
     }
     write_manifest(out, manifest)
     return out
+
+
+def nothing_kept(out: Path, warnings: list[str], generated: int) -> StageError:
+    """The error of a generation that kept no training sample: why, per leaf, and what to try next. The
+    data files stay for inspection; without a manifest the folder is not taken for finished output."""
+    reasons = "\n  ".join(warnings) or "no leaf produced a candidate"
+    return StageError(
+        f"generate kept 0 training samples ({generated} candidates generated); there is nothing to train on:\n  "
+        f"{reasons}",
+        hint=f"see what the teacher writes and how it is judged with `graft generate TAXONOMY --out {out} --preview`, "
+             f"and the reasons in {out / 'rejects.jsonl'}; a teacher too small to judge (such as the embedded "
+             "`default` model) needs the judges off: set generate.judge_questions, generate.rate_pairs and "
+             "generate.judge_knowledge to false in the recipe (as recipes/cpu-demo.yaml does), or use a larger "
+             "teacher or judge",
+    )
 
 
 def _round_robin(results: list[UnitResult], keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:

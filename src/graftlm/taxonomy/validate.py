@@ -84,11 +84,11 @@ class FileReport:
 
 def expand_paths(paths: Iterable[Path | str]) -> list[Path | tuple[Path, str]]:
     """Files to validate for each argument: a file as is, every `qna.yaml` below a folder.
-    A folder without any comes back as `(folder, reason)`."""
+    A folder without any, an unreadable folder and a link leaving the folder come back as `(path, reason)`."""
     out: list[Path | tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir() and p.name != QNA:
-            found = sorted(find_qna_files(p))
+            found = sorted(find_qna_files(p), key=lambda item: item[0] if isinstance(item, tuple) else item)
             out.extend(found or [(p, f"no {QNA} under this folder; pass a taxonomy root, a leaf folder "
                                   f"or a {QNA} file")])
         else:
