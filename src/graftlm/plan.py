@@ -24,6 +24,7 @@ from pathlib import Path
 from graftlm.artifacts import MANIFEST, hash_obj, read_json, read_manifest, write_json
 from graftlm.config import Recipe
 from graftlm.errors import GraftError
+from graftlm.generate.pipeline import candidates_per_leaf
 from graftlm.taxonomy.model import Leaf
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def estimate_leaf(leaf: Leaf, recipe: Recipe) -> LeafEstimate:
     """Teacher calls, tokens, kept samples and eval items of one leaf, from the generate config."""
     g = recipe.generate
     target = g.samples_per_leaf
-    cands = g.candidates_per_leaf
+    cands = candidates_per_leaf(g)
     seeds = len(leaf.skill_seeds) or len(leaf.knowledge_seeds)
     est = LeafEstimate(leaf.name, leaf.type.value, seeds)
     seed_words = sum(_words(s.question + s.answer + (s.context or "")) for s in leaf.skill_seeds)

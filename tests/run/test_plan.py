@@ -29,6 +29,7 @@ def test_calibration_turns_estimates_into_measured_wall_times(tmp_path: Path, mo
 
 def test_the_estimate_asks_for_as_many_candidates_as_the_run() -> None:
     """`samples_per_leaf * oversample` is rounded up by generation; the estimate rounds the same way."""
+    from graftlm.generate.pipeline import candidates_per_leaf
     from graftlm.taxonomy.load import load_taxonomy
 
     root = Path(__file__).resolve().parents[2] / "examples" / "taxonomy"
@@ -38,5 +39,5 @@ def test_the_estimate_asks_for_as_many_candidates_as_the_run() -> None:
         recipe = recipe_from_dict({"teacher": {"model": "fake"}, "generate": {
             "samples_per_leaf": 5, "oversample": 1.5, "judge_questions": judged}})
         calls[judged] = plan.estimate_leaf(leaf, recipe).calls
-    assert recipe.generate.candidates_per_leaf == 8  # 7.5 rounded up
+    assert candidates_per_leaf(recipe.generate) == 8  # 7.5 rounded up
     assert calls[True] - calls[False] == 8  # one question check per candidate

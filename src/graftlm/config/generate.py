@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import Field
@@ -104,9 +103,3 @@ class GenerateConfig(Section):
 
     preview_samples: int = Field(default=4, ge=1)
     """`--preview`: how many samples to make for the one previewed leaf."""
-
-    @property
-    def candidates_per_leaf(self) -> int:
-        """Candidates asked for per leaf: `samples_per_leaf * oversample`, rounded up (the run and the
-        dry-run plan both use this)."""
-        return math.ceil(self.samples_per_leaf * self.oversample)

@@ -7,22 +7,24 @@ selection and the CLI all call `make_teacher`. The spec was parsed when the conf
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from graftlm.config.model_spec import ModelKind
 from graftlm.config.teacher import TeacherConfig
 from graftlm.teacher.base import Teacher
+from graftlm.teacher.fake import FakeTeacher, Responder
 
 
-def make_teacher(config: TeacherConfig, *, cache_path: Path | None = None) -> Teacher:
-    """`fake` -> FakeTeacher; HTTP URLs -> the OpenAI-compatible client; else a local model.
-    With `cache_path`, every call goes through the SQLite call cache at that path."""
+def make_teacher(config: TeacherConfig, *, cache_path: Path | None = None,
+                 responders: Sequence[Responder] = ()) -> Teacher:
+    """`fake` (`fake:SECONDS`) -> FakeTeacher answering through `responders` (the calling stage's, e.g.
+    `graftlm.generate.fake_responses.respond`); HTTP URLs -> the OpenAI-compatible client; else a local
+    model. With `cache_path`, every call goes through the SQLite call cache at that path."""
     spec = config.model
     teacher: Teacher
     if spec.kind is ModelKind.FAKE:
-        from graftlm.teacher.fake import FakeTeacher
-
-        teacher = FakeTeacher(latency_s=spec.fake_latency_s)
+        teacher = FakeTeacher(responders, latency_s=spec.fake_latency_s)
     elif spec.kind is ModelKind.HTTP:
         from graftlm.teacher.http import HttpTeacher
 
