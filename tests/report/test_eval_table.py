@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval_helpers import KNOWLEDGE_LEAF, make_run_dir
-
 from graftlm.export import model_card
 from graftlm.report import EVAL_TABLE_HEADER, eval_table, run_report
+from tests.evaluate.eval_helpers import KNOWLEDGE_LEAF, make_run_dir
 
 
 def _table_lines(md: str, header: str) -> list[str]:
