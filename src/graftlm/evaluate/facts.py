@@ -288,10 +288,8 @@ def _recalled(fact: Sequence[str], answer: Sequence[str]) -> bool:
     if _contains(answer, fact):
         return True
     if len(fact) == 2 and _NUMBER.match(fact[0]):
-        for i, tok in enumerate(answer):
-            if tok == fact[0]:
-                if (answer[i + 1] if i + 1 < len(answer) else None) not in UNITS:
-                    return True
+        return any(tok == fact[0] and (answer[i + 1] if i + 1 < len(answer) else None) not in UNITS
+                   for i, tok in enumerate(answer))
     return False
 
 
