@@ -13,6 +13,7 @@ passage was found); a base model that cannot read well makes the bound low and t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class Retriever:
     def __init__(self, passages: Sequence[str]) -> None:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
         self.passages = [p for p in passages if p.strip()]
         self._index = bm25s.BM25()
         if self.passages:
