@@ -171,3 +171,22 @@ def test_graft_eval_with_an_exam_end_to_end(tmp_path: Path, tiny_model: Path) ->
     again = subprocess.run(args, env=env, text=True, capture_output=True, timeout=600, check=False)
     assert again.returncode == 0 and (out / "manifest.json").stat().st_mtime_ns == mtime
     assert "DEBUG" not in again.stderr
+
+
+def test_report_shows_the_gap_closed_the_exam_and_clusters(generate_dir: Path, tmp_path: Path) -> None:
+    from graftlm.report import eval_table, run_report
+
+    recipe = recipe_from_dict({"teacher": {"model": "fake"},
+                               "eval": {"mt_bench_questions": 0, "bootstrap_samples": 100, "use_judge": False,
+                                        "questions": str(write_exam(tmp_path / "exam.jsonl"))}})
+    run = tmp_path / "run"
+    run_eval("fake", generate_dir, run / "eval", recipe, base_model="fake")
+    scores = json.loads((run / "eval" / "scores.json").read_text())
+    rows = eval_table(scores)
+    gap_rows = [r for r in rows if r[1] == "fact_recall, open book"]
+    assert {r[0] for r in gap_rows} == {KNOWLEDGE_LEAF, "exam: government", "exam: exam"}
+    assert all(r[5].startswith("gap closed") for r in gap_rows)
+    report = (run_report(run) / "report.md").read_text()
+    assert "Share of the open-book gap closed** on held-out knowledge questions" in report
+    assert "Share of the open-book gap closed** on your exam" in report
+    assert "**exam: government**" in report and "Holm" in report and "source clusters" in report
