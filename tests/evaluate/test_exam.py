@@ -190,3 +190,34 @@ def test_report_shows_the_gap_closed_the_exam_and_clusters(generate_dir: Path, t
     assert "Share of the open-book gap closed** on held-out knowledge questions" in report
     assert "Share of the open-book gap closed** on your exam" in report
     assert "**exam: government**" in report and "Holm" in report and "source clusters" in report
+
+
+def test_the_example_exam_loads_and_its_facts_are_in_the_example_documents() -> None:
+    from graftlm.config import load_recipe
+    from graftlm.evaluate.facts import fact_recall
+
+    root = Path(__file__).resolve().parents[2]
+    items = load_exam(root / "examples" / "exam.jsonl")
+    document = (root / "examples" / "documents" / "vescary.md").read_text(encoding="utf-8")
+    assert len(items) >= 10 and {it.leaf for it in items} == {"exam", "government"}
+    for it in items:
+        recall = fact_recall(document, it.answer, question=it.question, keywords=it.metadata.get("keywords"))
+        assert recall.score == 1.0 and recall.basis != "content words", (it.question, recall)
+    demo = load_recipe(root / "recipes" / "cpu-demo.yaml")
+    assert demo.eval.questions == "examples/exam.jsonl" and demo.eval.documents == "examples/documents"
+
+
+def test_graft_run_checks_the_recipe_exam_before_any_work(tmp_path: Path) -> None:
+    from graftlm.errors import ConfigError
+    from graftlm.run import load_run_context
+
+    root = Path(__file__).resolve().parents[2]
+    bad = tmp_path / "exam.jsonl"
+    bad.write_text('{"question": "Q?", "answer": "A", "keywords": []}\n', encoding="utf-8")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"teacher": {"model": "fake"}, "train": {"student": "fake"},
+                                      "eval": {"questions": str(bad)}}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="eval.questions: 'keywords' must be") as e:
+        load_run_context(root / "examples" / "taxonomy", recipe, tmp_path / "run")
+    assert e.value.location is not None and e.value.location.line == 1 and e.value.location.field == "keywords"
+    assert not (tmp_path / "run").exists()

@@ -78,3 +78,18 @@ def parse_line(line: str, where: Location) -> EvalItem:
     return EvalItem(id=hash_obj(["exam", leaf, row["question"]])[:20], leaf=leaf, leaf_type="knowledge",
                     question=row["question"], answer=row["answer"], context=row.get("context") or None,
                     source="exam", metadata={"line": where.line, **({"keywords": keywords} if keywords else {})})
+
+
+def check_exam_config(questions: str | None, documents: str | None) -> None:
+    """Fail before any work when `eval.questions` or `eval.documents` name something unusable (a run
+    would otherwise find out after training)."""
+    from graftlm.errors import ConfigError
+
+    if questions:
+        try:
+            load_exam(Path(questions))
+        except InputError as e:
+            raise ConfigError(f"eval.questions: {e.message}", hint=e.hint, location=e.location) from None
+    if documents and not Path(documents).exists():
+        raise ConfigError(f"eval.documents: not found: {documents}",
+                          hint="a Markdown, PDF or text file or a folder of them, relative to the working directory")
