@@ -39,6 +39,8 @@ def test_dates_times_names_quotes_and_diacritics() -> None:
     assert ("copper", "owl") in facts and ("__d1998_03_12__",) in facts and ("__t15_00__",) in facts
     assert fact_recall(answer, reference).score == 1.0
     assert fact_recall("On 12 March 1999 at 3 pm the Copper Owl sailed.", reference).score == pytest.approx(2 / 3)
+    assert key_facts("It got 12 marks 1998 times.") == [("12",), ("1998",)]  # not a date in March
+    assert key_facts("Independence Day is 12 May 1921.") == [("__d1921_05_12__",)]
 
 
 def test_facts_given_in_the_question_are_not_asked_for() -> None:

@@ -64,7 +64,7 @@ def run_eval(model: str, data_dir: Path | None, out: Path, recipe: Recipe, *, ba
         "models": {role: [spec, fingerprint(spec)] for role, spec in roles.items()},
         "judge": [judge_cfg.model_dump(), fingerprint(judge_cfg.model)] if judge_cfg else None,
         "eval": cfg.model_dump(), "items": [it.to_json() for it in items + exam],
-        "open_book": {k: [p.text, p.how] for k, p in passages.items()},
+        "open_book": {k: [p.text, p.how] for k, p in passages.items()}, "chunks": chunks,
     })
     if is_complete(out, input_hash):
         log.info("evaluation in %s is complete for these inputs; nothing to do", out)
