@@ -155,6 +155,7 @@ def test_graft_eval_with_an_exam_end_to_end(tmp_path: Path, tiny_model: Path) ->
     done = subprocess.run(args, env=env, text=True, capture_output=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     assert "exam: government" in done.stdout and "exam: exam" in done.stdout and "fact_recall" in done.stdout
+    assert "share of the open-book gap closed (exam, fact recall" in done.stdout
     scores = json.loads((out / "scores.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["exam"] == 4 and manifest["counts"]["open_book"] == 4

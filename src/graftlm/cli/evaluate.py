@@ -62,6 +62,12 @@ def _eval(args: argparse.Namespace) -> int:
     scores = read_json(out / "scores.json")
     print(format_table(["leaf", "answer", "metric", "n", "base", "trained", "diff", "p (Holm)", "gap closed"],
                        summary_rows(scores)))
+    for name, overall in (("held-out knowledge", scores.get("overall", {}).get("knowledge") or {}),
+                          ("exam", (scores.get("exam") or {}).get("overall") or {})):
+        gap = (overall.get("fact_recall") or {}).get("gap_closed")
+        if gap:
+            print(f"share of the open-book gap closed ({name}, fact recall {_num(gap['base'])} -> "
+                  f"{_num(gap['trained'])}, open book {_num(gap['open_book'])}, n = {gap['n']}): {_gap(gap)}")
     for note in scores.get("skipped", []):
         print(f"skipped: {note}")
     print(f"scores written to {out / 'scores.json'}")
