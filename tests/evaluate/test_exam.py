@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from eval_helpers import CHUNKS, KNOWLEDGE_LEAF
 
 from graftlm.cli import main
 from graftlm.config import recipe_from_dict
@@ -20,6 +19,8 @@ from graftlm.evaluate.openbook import plan_passages
 from graftlm.evaluate.run import run_eval
 from graftlm.evaluate.stats import gap_closed
 from graftlm.records import EvalItem
+
+from .eval_helpers import CHUNKS, KNOWLEDGE_LEAF
 
 EXAM = [
     {"question": "How many members has the Lantern Council?", "answer": "It has 27 elected members.",
