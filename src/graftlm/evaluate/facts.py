@@ -94,8 +94,10 @@ class FactScore:
     """Share of the reference's key facts found in an answer, and which ones."""
 
     score: float
+    """Share of `facts` in `found`, 0..1."""
     basis: Basis
     facts: tuple[str, ...]
+    """Each fact's normalised tokens joined by spaces (`1067 mm`, `lantern council`, `__d1921_05_12__`)."""
     found: tuple[str, ...]
 
     @property
