@@ -82,11 +82,14 @@ _NAME_JOINERS = {"of", "the", "de", "la", "le", "von", "van", "der", "du", "and"
 
 @dataclass(frozen=True)
 class Token:
+    """One word, number, symbol, date or time of a normalised text."""
+
     text: str
     """Normalised (lower case, no diacritics, units in one spelling)."""
     capital: bool
     """Written with a capital first letter."""
     sentence_start: bool
+    """First token of a sentence (after `.`, `!`, `?`, `;`, `:` or at the start)."""
 
 
 @dataclass(frozen=True)
