@@ -341,6 +341,7 @@ def load_run_context(taxonomy: Path, recipe_path: Path, out: Path, *, overrides:
     from this machine. With `build_documents`, missing local document repositories are built; without
     (a dry run), nothing is written."""
     from graftlm.config import load_recipe
+    from graftlm.evaluate.exam import check_exam_config
     from graftlm.taxonomy.docrepo import prepare_local_documents
     from graftlm.taxonomy.load import load_taxonomy
 
@@ -355,6 +356,7 @@ def load_run_context(taxonomy: Path, recipe_path: Path, out: Path, *, overrides:
                             "or foundational_skills/)", hint="pass the root of an InstructLab taxonomy")
     check_models(recipe)
     check_training(recipe)
+    check_exam_config(recipe.eval.questions, recipe.eval.documents)
     out = Path(out)
     check_run_dir(out)
     if build_documents:
