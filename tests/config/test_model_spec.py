@@ -47,11 +47,6 @@ def test_a_bad_spec_names_file_line_and_field(tmp_path: Path, text: str, words: 
                                                                                             "teacher.model")
 
 
-def test_the_student_must_be_a_local_model() -> None:
-    with pytest.raises(ConfigError, match="student must be a model loaded here"):
-        recipe_from_dict({"train": {"student": "http://gpu:8000/v1"}})
-
-
 def test_make_teacher_builds_the_fake_teacher_with_its_latency() -> None:
     from graftlm.teacher.fake import FakeTeacher
 

@@ -96,12 +96,6 @@ class PhaseOverrides(Section):
     """Warm-up steps of this phase."""
 
 
-def _student_is_local(v: ModelSpec, data: dict[str, Any]) -> str | None:
-    if v.is_local:
-        return None
-    return f"the student must be a model loaded here (`default`, a model folder or a .gguf file), not {v!r}"
-
-
 def _row_holds_longest_sample(v: int, data: dict[str, Any]) -> str | None:
     row = data.get("max_tokens_per_row")
     if row is None or v <= row:
@@ -136,7 +130,6 @@ def _attention_on_device(v: str, data: dict[str, Any]) -> str | None:
 
 
 CROSS_FIELD_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
-    "student": _student_is_local,
     "max_seq_len": _row_holds_longest_sample,
     "min_lr": _min_lr_below_peak,
     "phase_overrides": _phase_lr_above_min_lr,
@@ -237,7 +230,7 @@ class TrainConfig(Section):
     seed: int = 42
     """Seed for initialisation of new parameters, data order and dropout."""
 
-    @field_validator("student", "max_seq_len", "min_lr", "phase_overrides", "attention")
+    @field_validator("max_seq_len", "min_lr", "phase_overrides", "attention")
     @classmethod
     def _cross_field(cls, v: Any, info: ValidationInfo) -> Any:
         """Cross-field checks run when the recipe loads (fields are validated in the order declared, so each
