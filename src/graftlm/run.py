@@ -81,8 +81,28 @@ def _validate_inputs(ctx: RunContext) -> dict[str, Any]:
     return {"taxonomy": taxonomy_hash(ctx.taxonomy, ctx.leaves), "leaves": [leaf.name for leaf in ctx.leaves]}
 
 
+def content_hash(path: str | None) -> str | None:
+    """Hash of a file's bytes, or of every file's relative path and bytes under a folder; None if missing."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_file():
+        return hash_file(p)
+    if p.is_dir():
+        return hash_obj([[f.relative_to(p).as_posix(), hash_file(f)] for f in sorted(p.rglob("*")) if f.is_file()])
+    return None
+
+
 def _extra_datasets(ctx: RunContext) -> dict[str, Any]:
-    return {"extra": [hash_file(Path(e.path)) if Path(e.path).is_file() else None for e in ctx.recipe.mix.extra]}
+    return {"extra": [content_hash(e.path) for e in ctx.recipe.mix.extra]}
+
+
+def _exam_files(ctx: RunContext) -> dict[str, Any]:
+    """The exam (`eval.questions`) and its documents are read by path: their contents are inputs too."""
+    e = ctx.recipe.eval
+    if not (e.questions or e.documents):
+        return {}
+    return {"exam": [content_hash(e.questions), content_hash(e.documents)]}
 
 
 def _run_validate(ctx: RunContext, folder: Path) -> None:
@@ -162,7 +182,8 @@ STAGE_TABLE: tuple[Stage, ...] = (
     # Checkpoint selection uses a few eval settings; the judge itself is left out on purpose, so that
     # changing the judge re-evaluates without retraining.
     Stage("train", ("mix", "generate"), ("train", "eval.selection"), _run_train, estimated=True),
-    Stage("eval", ("train", "generate"), ("eval", "judge_or_teacher", "train.student"), _run_eval, estimated=True),
+    Stage("eval", ("train", "generate"), ("eval", "judge_or_teacher", "train.student"), _run_eval, extra=_exam_files,
+          estimated=True),
     Stage("report", ("generate", "train", "eval"), (), _run_report),
 )
 """Every stage in the order it runs; upstream stages always come first."""

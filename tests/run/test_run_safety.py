@@ -170,3 +170,22 @@ def test_graftlm_stage_output_is_cleared_when_inputs_change(tmp_path: Path) -> N
         _clear_stage(stages[name], StagePlan(name, out / name, "new", True, "inputs changed"), ctx)
     assert tree(out / "generate") == ["calls.sqlite"]
     assert tree(out / "mix") == []
+
+
+def test_a_changed_exam_file_reruns_the_eval_stage(tmp_path: Path) -> None:
+    """`eval.questions` names a file: its contents, not only its path, are the eval stage's inputs."""
+    from graftlm.config import recipe_from_dict
+    from graftlm.run import STAGE_TABLE, RunContext, stage_inputs
+
+    eval_stage = next(s for s in STAGE_TABLE if s.name == "eval")
+    out = tmp_path / "run"
+    for up in eval_stage.upstream:
+        (out / up).mkdir(parents=True)
+        (out / up / "manifest.json").write_text("{}", encoding="utf-8")
+    exam = tmp_path / "exam.jsonl"
+    ctx = RunContext(tmp_path, recipe_from_dict({"eval": {"questions": str(exam)}}), out)
+    hashes = []
+    for text in ('{"question": "Q?", "answer": "A"}\n', '{"question": "Q?", "answer": "B"}\n'):
+        exam.write_text(text, encoding="utf-8")
+        hashes.append(stage_inputs(eval_stage, ctx))
+    assert hashes[0] is not None and hashes[0] != hashes[1]
