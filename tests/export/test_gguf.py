@@ -32,13 +32,13 @@ PROMPTS = ["The question is", "<|im_start|>user\nWhat is the answer?<|im_end|>\n
            "Item 7: context summary", "Rating: 3 because"]
 
 
-def _train_a_little(model_dir: Path, out: Path, steps: int = 8) -> Path:
+def _train_a_little(model_dir: Path, out: Path, steps: int = 8, lr: float = 1e-2) -> Path:
     """A few AdamW steps of next-token training on short texts, so the weights are not the random init."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
     ids = tok("The answer is yes. The question is what. Item 7: the document.", return_tensors="pt").input_ids
     before = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
     for _ in range(steps):
@@ -254,7 +254,7 @@ def test_embedded_model_round_trip(tmp_path: Path) -> None:
         source = materialize(resolve("default"))
     except ModelError as e:
         pytest.skip(f"embedded model not available: {e}")
-    trained = _train_a_little(source, tmp_path / "trained", steps=2)
+    trained = _train_a_little(source, tmp_path / "trained", steps=2, lr=2e-5)
     f16 = write_gguf(trained, tmp_path / "m.f16.gguf", quant="f16", progress=False)
     back, tok = _load_back(f16)
     src, src_tok = _source(trained)
