@@ -266,3 +266,67 @@ def test_embedded_model_round_trip(tmp_path: Path) -> None:
     back, tok = _load_back(q8)
     for text in PROMPTS[:2]:
         assert _greedy(back, tok, text, n=6) == _greedy(src, src_tok, text, n=6), text
+
+
+def _tiny_of(kind: str, out: Path, **extra: Any) -> Path:
+    """A 2-layer random model of another Llama-family architecture with the tiny tokenizer."""
+    import transformers
+
+    from graftlm.testing.tiny import load_tiny_tokenizer
+
+    config_cls, model_cls = {"qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+                             "granite": ("GraniteConfig", "GraniteForCausalLM"),
+                             "mistral": ("MistralConfig", "MistralForCausalLM")}[kind]
+    tok = load_tiny_tokenizer()
+    torch.manual_seed(1)
+    config = getattr(transformers, config_cls)(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=1024, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False, **extra)
+    model = getattr(transformers, model_cls)(config)
+    with torch.no_grad():  # random biases, so that a wrong bias layout would show in the logits
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0, 0.5)
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "mistral"])
+def test_other_llama_family_round_trips(kind: str, tmp_path: Path) -> None:
+    """Qwen2 (attention biases, no Q/K permutation) and Mistral (written as llama) load back with the same
+    logits; the untied output matrix is written as its own tensor."""
+    from gguf import GGUFReader
+
+    model = _tiny_of(kind, tmp_path / f"tiny-{kind[:3]}")  # (a name with "mistral" sends transformers' loader astray)
+    gguf = write_gguf(model, tmp_path / "m.gguf", progress=False)
+    reader = GGUFReader(str(gguf))
+    names = {t.name for t in reader.tensors}
+    assert "output.weight" in names
+    assert ("blk.0.attn_q.bias" in names) == (kind == "qwen2")
+    assert reader.fields["general.architecture"].contents() == {"qwen2": "qwen2", "mistral": "llama"}[kind]
+    back, _ = _load_back(gguf)  # (transformers rebuilds a qwen2 GGUF tokenizer as Qwen2's own: same ids in)
+    src, src_tok = _source(model)
+    for text in PROMPTS:
+        diff = (_logits(back, src_tok, text) - _logits(src, src_tok, text)).abs().max().item()
+        assert diff <= F16_TOLERANCE, (kind, text, diff)
+
+
+def test_granite_multipliers_go_into_the_metadata(tmp_path: Path) -> None:
+    """transformers cannot load Granite GGUF files, so this checks what llama.cpp reads: the architecture
+    and its four multipliers."""
+    from gguf import GGUFReader, Keys
+
+    model = _tiny_of("granite", tmp_path / "granite", embedding_multiplier=12.0, residual_multiplier=0.22,
+                     logits_scaling=8.0, attention_multiplier=0.015625)
+    reader = GGUFReader(str(write_gguf(model, tmp_path / "g.gguf", progress=False)))
+
+    def value(key: str) -> Any:
+        return reader.fields[key.format(arch="granite")].contents()
+
+    assert value(Keys.General.ARCHITECTURE) == "granite"
+    assert value(Keys.LLM.EMBEDDING_SCALE) == pytest.approx(12.0)
+    assert value(Keys.LLM.RESIDUAL_SCALE) == pytest.approx(0.22)
+    assert value(Keys.LLM.LOGIT_SCALE) == pytest.approx(8.0)
+    assert value(Keys.Attention.SCALE) == pytest.approx(0.015625)

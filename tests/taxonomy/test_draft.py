@@ -148,18 +148,21 @@ def test_examples_and_leaf_names_are_checked(tmp_path: Path) -> None:
     for bad in ("a/b", "knowledge", "knowledge/../etc", "compositional_skills/x"):
         with pytest.raises(InputError, match="not a knowledge leaf path"):
             check_leaf(bad, "knowledge")
-    f = tmp_path / "ex.yaml"
-    f.write_text("- question: Sit down.\n  answer: Could you please sit down?\n")
-    assert read_examples(f) == [QA("Sit down.", "Could you please sit down?")]
-    f.write_text("- just a string\n")
-    with pytest.raises(InputError, match="item 0"):
-        read_examples(f)
-    t = tmp_path / "ex.txt"
-    t.write_text("Question: Wait here please.\nAnswer: Could you please wait here?\n")
-    assert read_examples(t) == [QA("Wait here please.", "Could you please wait here?")]
-    t.write_text("Question: Wait here please.\nAnswer: Could you please wait here?\nQuestion: Sit.\nAnswer: No.\n")
-    with pytest.raises(InputError, match="'Sit.' \\(too short\\)"):
-        read_examples(t)
+    cases = [("ex.yaml", "- question: Sit down.\n  answer: Could you please sit down?\n",
+              [QA("Sit down.", "Could you please sit down?")]),
+             ("ex.yaml", "- just a string\n", "item 0"),
+             ("ex.txt", "Question: Wait here please.\nAnswer: Could you please wait here?\n",
+              [QA("Wait here please.", "Could you please wait here?")]),
+             ("ex.txt", "Question: Wait here please.\nAnswer: Yes.\nQuestion: Sit.\nAnswer: No.\n", "'Sit.' (too short)")]
+    for name, text, expected in cases:
+        f = tmp_path / name
+        f.write_text(text)
+        if isinstance(expected, str):
+            with pytest.raises(InputError) as e:
+                read_examples(f)
+            assert expected in str(e.value)
+        else:
+            assert read_examples(f) == expected
 
 
 def test_placeholders_fail_validation_with_their_instruction(tmp_path: Path) -> None:
