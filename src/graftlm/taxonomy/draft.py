@@ -547,7 +547,7 @@ def draft_knowledge(documents: list[Path], leaf: str, taxonomy: Path, *, teacher
     else:
         repo, commit, patterns = local_repo([p for p, _ in docs], Path(taxonomy), parts)
         repo_spec = os.path.relpath(repo, out.parent)
-        notes.append(f"the documents are in no git repository: created the local repository {repo} "
+        notes.append(f"the documents are not all committed unchanged in one git repository: created the local repository {repo} "
                      f"(commit {commit[:12]}) from copies in {repo.with_name(repo.name[:-len('-repo')])}; "
                      "push it and put its URL in document.repo to share the leaf")
     if len(contexts) < SEEDS:
