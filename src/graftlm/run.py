@@ -806,15 +806,10 @@ def final_model_path(run_dir: Path) -> Path:
     return path
 
 
-def export_run(run_dir: Path, to: Path, *, force: bool = False, formats: tuple[str, ...] = ("hf",),
-               quant: str = "f16") -> Path:
+def export_run(run_dir: Path, to: Path, *, force: bool = False) -> Path:
     """Write the run's selected final model to `to` as a Hugging Face folder (LoRA adapters merged),
-    with a model card (README.md) listing the taxonomy leaves, data counts and evaluation table; with
-    `gguf` in `formats`, also a GGUF file (`quant`) and an Ollama Modelfile (`graftlm.export.gguf`)."""
-    from graftlm.export.gguf import check_export_options
-
+    with a model card (README.md) listing the taxonomy leaves, data counts and evaluation table."""
     run_dir, to = Path(run_dir), Path(to)
-    check_export_options(formats, quant)
     src = final_model_path(run_dir)
     if to.exists() and any(to.iterdir()) and not force:
         raise ConfigError(f"export folder {to} exists and is not empty", hint="pass another --to, or --force to replace it")
@@ -827,12 +822,7 @@ def export_run(run_dir: Path, to: Path, *, force: bool = False, formats: tuple[s
             for f in sorted(src.iterdir()):
                 if f.is_file() and not f.name.startswith(_TRAINING_STATE) and f.suffix not in (".pt", ".pth"):
                     shutil.copy2(f, tmp / f.name)
-        card = model_card(run_dir, src)
-        if "gguf" in formats:
-            from graftlm.export.gguf import add_gguf
-
-            card += "\n" + add_gguf(run_dir, tmp, quant=quant, name=to.name, keep_hf="hf" in formats)
-        (tmp / "README.md").write_text(card, encoding="utf-8")
+        (tmp / "README.md").write_text(model_card(run_dir, src), encoding="utf-8")
         if to.exists():
             shutil.rmtree(to)
         os.replace(tmp, to)

@@ -243,6 +243,27 @@ def test_graft_export_both_formats(trained: Path, tmp_path: Path) -> None:
     assert (to / "config.json").is_file() and (to / "both.f16.gguf").is_file() and (to / "Modelfile").is_file()
 
 
+def test_an_interrupted_export_leaves_nothing_and_a_rerun_works(trained: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import graftlm.export.gguf as mod
+
+    run = _fake_run(tmp_path, trained, "S")
+    to = tmp_path / "out" / "m"
+    real = mod.write_gguf
+
+    def interrupted(*args: Any, **kwargs: Any) -> Path:
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # after the file is written, before the folder is complete
+
+    monkeypatch.setattr(mod, "write_gguf", interrupted)
+    assert main(["export", str(run), "--to", str(to), "--format", "gguf"]) == 130
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.setattr(mod, "write_gguf", real)
+    assert main(["export", str(run), "--to", str(to), "--format", "gguf"]) == 0
+    assert (to / "m.f16.gguf").is_file()
+    assert main(["export", str(run), "--to", str(to), "--format", "gguf"]) == 2  # exists: needs --force
+
+
 def test_graft_export_bad_format_is_a_clear_error(trained: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     run = _fake_run(tmp_path, trained, "S")

@@ -84,7 +84,12 @@ def _export(args: argparse.Namespace) -> int:
     from graftlm.run import export_run
 
     formats = parse_formats(args.formats)
-    to = export_run(args.run_dir, args.to, force=args.force, formats=formats, quant=args.quant)
+    if "gguf" in formats:
+        from graftlm.export.gguf import export_gguf_run
+
+        to = export_gguf_run(args.run_dir, args.to, quant=args.quant, keep_hf="hf" in formats, force=args.force)
+    else:
+        to = export_run(args.run_dir, args.to, force=args.force)
     print(f"exported {to} (model card: {to / 'README.md'})")
     for gguf in sorted(to.glob("*.gguf")):
         print(f"GGUF: {gguf} ({gguf.stat().st_size / 1e6:.1f} MB); Ollama: "

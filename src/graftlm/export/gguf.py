@@ -313,15 +313,38 @@ def check_export_options(formats: tuple[str, ...], quant: str) -> None:
         raise InputError(f"unknown quantisation {quant!r}", hint=f"use --quant with one of {', '.join(QUANTS)}")
 
 
-def add_gguf(run_dir: Path, folder: Path, *, quant: str, name: str, keep_hf: bool) -> str:
-    """Export step of `graft export`: write the GGUF and Modelfile of the Hugging Face folder `folder` (a
-    run's exported model) into it, then, unless `keep_hf`, delete the Hugging Face files. Returns the
-    README lines that say how to run it."""
-    from graftlm.export.ollama import trained_system_prompt
+def export_gguf_run(run_dir: Path, to: Path, *, quant: str = "f16", keep_hf: bool = False,
+                    force: bool = False) -> Path:
+    """`graft export --format gguf` (`hf,gguf` with `keep_hf`): the run's Hugging Face export (model card
+    included) in a temporary folder beside `to`, the GGUF and Modelfile written into it, the Hugging Face
+    files removed unless `keep_hf`, the README given the run commands; then the folder becomes `to`, so
+    an interrupted export leaves no partial folder."""
+    import shutil
 
-    done = export_gguf(folder, folder, quant=quant, name=name, system_prompt=trained_system_prompt(run_dir))
-    if not keep_hf:
-        for f in folder.iterdir():
-            if f.is_file() and f not in (done.gguf, done.modelfile):
-                f.unlink()
-    return done.readme
+    from graftlm.errors import ConfigError
+    from graftlm.export.ollama import trained_system_prompt
+    from graftlm.run import export_run
+
+    run_dir, to = Path(run_dir), Path(to)
+    check_export_options(("gguf",), quant)
+    if to.exists() and any(to.iterdir()) and not force:
+        raise ConfigError(f"export folder {to} exists and is not empty", hint="pass another --to, or --force to replace it")
+    tmp = to.parent / f".{to.name}.gguf-export"
+    if tmp.exists():  # left by an interrupted export
+        shutil.rmtree(tmp)
+    try:
+        export_run(run_dir, tmp)
+        done = export_gguf(tmp, tmp, quant=quant, name=to.name, system_prompt=trained_system_prompt(run_dir))
+        if not keep_hf:
+            for f in tmp.iterdir():
+                if f.is_file() and f not in (done.gguf, done.modelfile) and f.name != "README.md":
+                    f.unlink()
+        with (tmp / "README.md").open("a", encoding="utf-8") as readme:
+            readme.write("\n" + done.readme)
+        if to.exists():
+            shutil.rmtree(to)
+        os.replace(tmp, to)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return to
