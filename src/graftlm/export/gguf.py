@@ -132,19 +132,34 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _weights(model_dir: Path) -> Iterator[tuple[str, Any]]:
-    """(name, float32 numpy array) for every tensor in the folder's safetensors files."""
-    import torch
-    from safetensors import safe_open
-
+def _weight_files(model_dir: Path) -> list[Path]:
     files = sorted(model_dir.glob("*.safetensors"))
     if not files:
         raise InputError(f"{model_dir} holds no *.safetensors weights",
                          hint="pass a folder saved by transformers' save_pretrained (safetensors)")
+    return files
+
+
+def _weights(files: list[Path]) -> Iterator[tuple[str, Any]]:
+    """(name, float32 numpy array) for every tensor of the safetensors files, read one at a time (the
+    writer holds only the converted tensors: memory about the size of the GGUF file)."""
+    import torch
+    from safetensors import safe_open
+
     for f in files:
         with safe_open(str(f), framework="pt") as st:
             for name in st.keys():  # noqa: SIM118 - safe_open is not a mapping
                 yield name, st.get_tensor(name).to(torch.float32).numpy()
+
+
+def _tensor_count(files: list[Path]) -> int:
+    from safetensors import safe_open
+
+    count = 0
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            count += len(list(st.keys()))  # noqa: SIM118
+    return count
 
 
 def _encode(data: Any, quant: str) -> tuple[Any, Any]:
@@ -234,8 +249,9 @@ def write_gguf(model_dir: Path, out: Path, *, quant: str = "f16", name: str | No
         w.add_file_type(LlamaFileType.MOSTLY_F16 if quant == "f16" else LlamaFileType.MOSTLY_Q8_0)
         w.add_quantization_version(2)
         _add_tokenizer(w, model_dir, int(config["vocab_size"]))
-        tensors = list(_weights(model_dir))
-        bar = tqdm(tensors, desc=f"gguf {quant}", unit="tensor", disable=not progress or None)
+        files = _weight_files(model_dir)
+        bar = tqdm(_weights(files), total=_tensor_count(files), desc=f"gguf {quant}", unit="tensor",
+                   disable=not progress or None)
         for hf_name, data in bar:
             if hf_name.endswith("rotary_emb.inv_freq") or (tied and hf_name == "lm_head.weight"):
                 continue
