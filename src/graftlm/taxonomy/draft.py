@@ -430,9 +430,11 @@ class _Session:
         from tqdm import tqdm
 
         from graftlm.config.teacher import TeacherConfig
+        from graftlm.generate.fake_responses import respond
         from graftlm.teacher.factory import make_teacher
 
-        self.teacher = make_teacher(TeacherConfig(model=spec))
+        # the draft asks generation's own prompts, so `fake` answers them as it does for generation
+        self.teacher = make_teacher(TeacherConfig(model=spec), responders=[respond])
         self.bar = tqdm(total=0, desc=desc, unit="call", file=sys.stderr, disable=not progress or None)
         self.calls = 0
 
