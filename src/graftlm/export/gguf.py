@@ -357,10 +357,10 @@ def export_gguf_run(run_dir: Path, to: Path, *, quant: str = "f16", keep_hf: boo
                     f.unlink()
         with (tmp / "README.md").open("a", encoding="utf-8") as readme:
             readme.write("\n" + done.readme)
-        if to.exists():
-            shutil.rmtree(to)
-        os.replace(tmp, to)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if to.exists():  # (a crash from here on leaves the finished folder under the temporary name)
+        shutil.rmtree(to)
+    os.replace(tmp, to)
     return to
