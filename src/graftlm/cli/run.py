@@ -1,4 +1,4 @@
-"""`graft run` (the whole pipeline, resumable; `--dry-run` prints the plan) and `graft export`."""
+"""`graft run` (the whole pipeline, resumable; `--dry-run` prints the plan) and `graft export` (HF folder and/or GGUF)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from graftlm.export import EXPORTERS
 
     p = sub.add_parser(
         "run",
@@ -34,11 +33,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "values are YAML)")
     p.set_defaults(func=_run)
 
-    e = sub.add_parser("export", help="write a run's selected model as a Hugging Face folder with a model card")
+    e = sub.add_parser(
+        "export", help="write a run's selected model as a Hugging Face folder and/or GGUF, with a model card",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write the run's selected final model (LoRA merged) to DIR with a model card README.md.\n"
+        "--format gguf writes DIR/DIR.QUANT.gguf (llama.cpp, Ollama, LM Studio) and an Ollama Modelfile\n"
+        "(chat template, stop tokens, the system prompt the model was trained with).",
+        epilog="examples:\n"
+        "  graft export runs/demo --to models/vescary                       # Hugging Face folder\n"
+        "  graft export runs/demo --to models/vescary --format gguf         # vescary.f16.gguf + Modelfile\n"
+        "  graft export runs/demo --to models/vescary --format hf,gguf --quant q8_0\n"
+        "  cd models/vescary && ollama create vescary -f Modelfile && ollama run vescary\n"
+        "  llama-server -m models/vescary/vescary.f16.gguf")
     e.add_argument("run_dir", type=Path, help="a run directory made by `graft run`")
     e.add_argument("--to", type=Path, required=True, help="destination folder")
-    e.add_argument("--format", choices=sorted(EXPORTERS), default="hf",
-                   help="hf: a Hugging Face model folder (LoRA merged) with a model card")
+    e.add_argument("--format", dest="formats", default="hf", metavar="FORMATS",
+                   help="hf (default), gguf, or both: hf,gguf")
+    e.add_argument("--quant", default="f16", choices=["f16", "q8_0"],
+                   help="GGUF weights: f16 (default, half precision) or q8_0 (8-bit, about half the size)")
     e.add_argument("--force", action="store_true", help="replace the destination folder if it exists")
     e.set_defaults(func=_export)
 
@@ -107,7 +119,16 @@ def format_plan(plan: RunPlan) -> str:
 
 def _export(args: argparse.Namespace) -> int:
     from graftlm.export import EXPORTERS
+    from graftlm.export.gguf import check_export_options, parse_formats
 
-    to = EXPORTERS[args.format](args.run_dir, args.to, force=args.force)
+    formats = parse_formats(args.formats)
+    check_export_options(formats, args.quant)
+    if "gguf" in formats:
+        to = EXPORTERS["gguf"](args.run_dir, args.to, quant=args.quant, keep_hf="hf" in formats, force=args.force)
+    else:
+        to = EXPORTERS["hf"](args.run_dir, args.to, force=args.force)
     print(f"exported {to} (model card: {to / 'README.md'})")
+    for gguf in sorted(to.glob("*.gguf")):
+        print(f"GGUF: {gguf} ({gguf.stat().st_size / 1e6:.1f} MB); Ollama: "
+              f"cd {to} && ollama create {to.name} -f Modelfile")
     return 0
