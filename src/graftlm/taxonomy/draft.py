@@ -429,12 +429,18 @@ class _Session:
 
         from tqdm import tqdm
 
+        from graftlm.config.model_spec import ModelSpec
         from graftlm.config.teacher import TeacherConfig
+        from graftlm.errors import InputError
         from graftlm.generate.fake_responses import respond
         from graftlm.teacher.factory import make_teacher
 
+        try:
+            model = ModelSpec(spec)
+        except ValueError as e:
+            raise InputError(f"--teacher: {e}", hint="pass default, fake, a model folder, a .gguf file or http(s) URLs") from None
         # the draft asks generation's own prompts, so `fake` answers them as it does for generation
-        self.teacher = make_teacher(TeacherConfig(model=spec), responders=[respond])
+        self.teacher = make_teacher(TeacherConfig(model=model), responders=[respond])
         self.bar = tqdm(total=0, desc=desc, unit="call", file=sys.stderr, disable=not progress or None)
         self.calls = 0
 
