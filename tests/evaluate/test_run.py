@@ -141,8 +141,8 @@ def test_tiny_models_get_multiple_choice_and_drift(tiny_model: Path, other_tiny_
 
 
 def _results(judge_text: str, n: int = 6) -> list:
-    from graftlm.evaluate.judge import parse_knowledge_judgment
     from graftlm.evaluate.qa import ItemResult
+    from graftlm.judging import parse_knowledge_judgment
     from graftlm.records import EvalItem
 
     out = []

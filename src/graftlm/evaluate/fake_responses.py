@@ -12,8 +12,8 @@ import hashlib
 import json
 import re
 
-from graftlm.evaluate.judge import JUDGE_SYSTEM
 from graftlm.evaluate.metrics import rouge_l, token_f1
+from graftlm.judging import JUDGE_SYSTEM
 from graftlm.teacher.base import Message, SamplingOptions
 
 UNJUDGEABLE = "<<unjudgeable>>"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from graftlm.evaluate.judge import Judgment, judge_messages, parse_knowledge_judgment, parse_score_judgment
 from graftlm.evaluate.metrics import rouge_l, token_f1
+from graftlm.judging import Judgment, judge_messages, parse_knowledge_judgment, parse_score_judgment
 from graftlm.records import SYSTEM_PROMPT, EvalItem
 from graftlm.teacher.base import Message
 
@@ -35,7 +35,7 @@ def answer_messages(item: EvalItem) -> list[Message]:
 
 def judge_request(item: EvalItem, answer: str) -> list[Message]:
     if is_knowledge(item):
-        return judge_messages("judge_knowledge", question=item.question.strip(), reference=item.answer.strip(),
+        return judge_messages("judge_knowledge_answer", question=item.question.strip(), reference=item.answer.strip(),
                               answer=answer.strip() or "(no answer)")
     return judge_messages("judge_skill", question=item.question.strip(), reference=item.answer.strip(),
                           context=(item.context or "").strip(), answer=answer.strip() or "(no answer)")

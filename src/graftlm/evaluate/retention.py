@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.errors import ConfigError, InputError
-from graftlm.evaluate.judge import judge_messages
+from graftlm.judging import judge_messages
 from graftlm.records import SYSTEM_PROMPT
 from graftlm.teacher.base import Message
 

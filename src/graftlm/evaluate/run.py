@@ -31,9 +31,9 @@ from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import InputError, Location
 from graftlm.evaluate import mc, retention
 from graftlm.evaluate.answers import ask, fingerprint, gather_limited, is_local, open_teacher
-from graftlm.evaluate.judge import JUDGE_STOP, Judgment, close_rating, parse_score_judgment
 from graftlm.evaluate.qa import ItemResult, answer_messages, is_knowledge, judge_request, parse_judgment
 from graftlm.evaluate.scores import metric_entry, qa_entries, verdict
+from graftlm.judging import JUDGE_STOP, Judgment, close_rating, parse_score_judgment
 from graftlm.records import EvalItem
 from graftlm.teacher.base import SamplingOptions, Teacher
 

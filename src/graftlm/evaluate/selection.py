@@ -17,10 +17,10 @@ from pathlib import Path
 from graftlm.artifacts import hash_obj
 from graftlm.config import Recipe
 from graftlm.evaluate.answers import ask, gather_limited, open_teacher
-from graftlm.evaluate.judge import JUDGE_STOP, close_rating
 from graftlm.evaluate.metrics import token_f1
 from graftlm.evaluate.qa import answer_messages, is_knowledge, judge_request, parse_judgment
 from graftlm.evaluate.run import load_items, model_teacher_config
+from graftlm.judging import JUDGE_STOP, close_rating
 from graftlm.records import EvalItem
 from graftlm.teacher.base import SamplingOptions
 

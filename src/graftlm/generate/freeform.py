@@ -12,7 +12,7 @@ from typing import Any
 
 from graftlm.generate.parse import parse_answer, parse_questions, parse_rating, parse_verdict
 from graftlm.generate.pipeline import PRIORITY, Context, Unit, UnitResult, failed, make_sample
-from graftlm.generate.templates import render
+from graftlm.templates import render
 
 
 async def pair_stages(ctx: Context, unit: Unit, question: str, *, seed_question: str, seed_answer: str,
