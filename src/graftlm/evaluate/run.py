@@ -31,9 +31,9 @@ from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import InputError, Location
 from graftlm.evaluate import mc, retention
 from graftlm.evaluate.answers import ask, fingerprint, gather_limited, is_local, open_teacher
-from graftlm.evaluate.qa import ItemResult, answer_messages, is_knowledge, judge_request, parse_judgment
+from graftlm.evaluate.qa import ItemResult, answer_messages, is_knowledge, judgment_request
 from graftlm.evaluate.scores import metric_entry, qa_entries, verdict
-from graftlm.judging import JUDGE_STOP, Judgment, close_rating, parse_score_judgment
+from graftlm.judging import JUDGE_STOP, JudgeRequest, Judgment, judge
 from graftlm.records import EvalItem
 from graftlm.teacher.base import SamplingOptions, Teacher
 
@@ -44,7 +44,7 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     """Evaluate `model` (and `base_model`, for before/after) on the held-out items of `data_dir`."""
     cfg = recipe.eval
     data_dir, out = Path(data_dir), Path(out)
-    items = select_items(load_items(data_dir), cfg.max_items_per_leaf, cfg.seed)
+    items = select_items([it for it in load_items(data_dir) if it.split == "test"], cfg.max_items_per_leaf, cfg.seed)
     chunks = load_chunks(data_dir)
     retention.check_lm_eval(cfg.lm_eval_tasks)
     roles = {"trained": model, **({"base": base_model} if base_model else {})}
@@ -185,31 +185,31 @@ async def _mt_answers(teacher: Teacher, question: dict[str, Any], opts: Sampling
 
 async def _judge_all(judge_cfg: TeacherConfig, results: list[ItemResult], mt_rows: list[dict[str, Any]],
                      recipe: Recipe, cache_dir: Path) -> None:
-    opts = SamplingOptions(temperature=0.0, max_tokens=recipe.eval.judge_max_tokens, seed=recipe.eval.seed,
-                           stop=JUDGE_STOP)
-    judge = open_teacher(judge_cfg, cache_dir)
+    cfg = recipe.eval
+    opts = SamplingOptions(temperature=0.0, max_tokens=cfg.judge_max_tokens, seed=cfg.seed, stop=JUDGE_STOP)
+    judge_teacher = open_teacher(judge_cfg, cache_dir)
     try:
-        jobs: list[tuple[Any, str, int | None, Any]] = []  # (target, role, turn, messages)
+        jobs: list[tuple[Any, str, int | None, JudgeRequest]] = []  # (target, role, turn, request)
         for r in results:
             for role, answer in r.answers.items():
-                jobs.append((r, role, None, judge_request(r.item, answer)))
+                jobs.append((r, role, None, judgment_request(r.item, answer)))
         for row in mt_rows:
             for role, conv in row["answers"].items():
                 for turn in range(len(conv)):
                     jobs.append((row, role, turn, retention.mt_bench_judge_request(row["question"], conv, turn)))
         # Identical requests (e.g. base and trained gave the same answer) are judged once.
-        unique = {hash_obj(m): m for *_, m in jobs}
-        judged = dict(zip(unique, await gather_limited([partial(ask, judge, m, opts) for m in unique.values()],
-                                                       judge_cfg.max_in_flight, "judging"), strict=True))
-        texts = [close_rating(judged[hash_obj(m)]) for *_, m in jobs]
-        for (target, role, at_turn, _), text in zip(jobs, texts, strict=True):
+        unique = {req.key(): req for *_, req in jobs}
+        judged = dict(zip(unique, await gather_limited(
+            [partial(judge, judge_teacher, req, opts, cfg.judge_mode) for req in unique.values()],
+            judge_cfg.max_in_flight, "judging"), strict=True))
+        for target, role, at_turn, req in jobs:
             if isinstance(target, ItemResult):
-                target.judgments[role] = parse_judgment(target.item, text)
+                target.judgments[role] = judged[req.key()]
             else:
                 slots = target["judgments"].setdefault(role, [None] * len(target["answers"][role]))
-                slots[at_turn or 0] = parse_score_judgment(text)
+                slots[at_turn or 0] = judged[req.key()]
     finally:
-        await judge.aclose()
+        await judge_teacher.aclose()
 
 
 # -- log-likelihood evaluators (local models only) -------------------------------------------------------
