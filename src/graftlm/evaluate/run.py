@@ -51,8 +51,8 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     judge_cfg = recipe.judge_or_teacher if cfg.use_judge else None
     mt_questions = retention.load_mt_bench(cfg.mt_bench_questions) if cfg.mt_bench_questions and judge_cfg else []
     input_hash = hash_obj({
-        "models": {role: [spec, fingerprint(spec)] for role, spec in roles.items()},
-        "judge": [judge_cfg.model_dump(), fingerprint(judge_cfg.model)] if judge_cfg else None,
+        "models": {role: [spec, fingerprint(model_teacher_config(spec, recipe))] for role, spec in roles.items()},
+        "judge": [judge_cfg.model_dump(), fingerprint(judge_cfg)] if judge_cfg else None,
         "eval": cfg.model_dump(), "eval_jsonl": hash_file(data_dir / "eval.jsonl"),
         "chunks": hash_file(data_dir / "chunks.jsonl") if (data_dir / "chunks.jsonl").is_file() else None,
     })
