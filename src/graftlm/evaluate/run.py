@@ -29,7 +29,7 @@ from graftlm.artifacts import (
 from graftlm.config import Recipe
 from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import InputError, Location
-from graftlm.evaluate import mc, retention
+from graftlm.evaluate import judge_check, mc, retention
 from graftlm.evaluate.answers import ask, fingerprint, gather_limited, is_local, open_teacher
 from graftlm.evaluate.qa import ItemResult, answer_messages, is_knowledge, judgment_request
 from graftlm.evaluate.scores import metric_entry, qa_entries, verdict
@@ -66,8 +66,10 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     results = [ItemResult(item) for item in items]
     mt_rows: list[dict[str, Any]] = [{"question": q, "answers": {}, "judgments": {}} for q in mt_questions]
     asyncio.run(_answer_all(roles, results, mt_rows, recipe, out / "cache"))
+    check: dict[str, Any] | None = None
     if judge_cfg is not None:
-        asyncio.run(_judge_all(judge_cfg, results, mt_rows, recipe, out / "cache"))
+        cases = judge_check.labelled_set(judge_check.check_texts(chunks, items), cfg.judge_check_items, cfg.seed)
+        check = asyncio.run(_judge_all(judge_cfg, results, mt_rows, cases, recipe, out / "cache"))
     for r in results:
         r.score_metrics()
 
@@ -88,7 +90,7 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     write_jsonl(out / "answers.jsonl", records)
 
     scores = build_scores(roles, results, mt_rows, mc_rows, drift_rows, lm_eval, recipe,
-                          judged=judge_cfg is not None, skipped=skipped)
+                          judged=judge_cfg is not None, skipped=skipped, judge_accuracy=check)
     scores["judge"] = judge_cfg.model if judge_cfg else None
     write_json(out / "scores.json", scores)
     write_manifest(out, {
@@ -184,11 +186,13 @@ async def _mt_answers(teacher: Teacher, question: dict[str, Any], opts: Sampling
 
 
 async def _judge_all(judge_cfg: TeacherConfig, results: list[ItemResult], mt_rows: list[dict[str, Any]],
-                     recipe: Recipe, cache_dir: Path) -> None:
+                     cases: list[judge_check.LabelledAnswer], recipe: Recipe, cache_dir: Path) -> dict[str, Any]:
+    """The judge's accuracy on the labelled check first, then every judgment; returns the check."""
     cfg = recipe.eval
     opts = SamplingOptions(temperature=0.0, max_tokens=cfg.judge_max_tokens, seed=cfg.seed, stop=JUDGE_STOP)
     judge_teacher = open_teacher(judge_cfg, cache_dir)
     try:
+        check = await judge_check.measure(judge_teacher, cases, cfg, judge_cfg.max_in_flight)
         jobs: list[tuple[Any, str, int | None, JudgeRequest]] = []  # (target, role, turn, request)
         for r in results:
             for role, answer in r.answers.items():
@@ -210,6 +214,7 @@ async def _judge_all(judge_cfg: TeacherConfig, results: list[ItemResult], mt_row
                 slots[at_turn or 0] = judged[req.key()]
     finally:
         await judge_teacher.aclose()
+    return check
 
 
 # -- log-likelihood evaluators (local models only) -------------------------------------------------------
@@ -282,8 +287,10 @@ def _lm_eval(roles: dict[str, str], recipe: Recipe) -> dict[str, Any]:
 
 def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list[dict[str, Any]],
                  mc_rows: list[dict[str, Any]], drift_rows: list[dict[str, float]], lm_eval: dict[str, Any],
-                 recipe: Recipe, *, judged: bool, skipped: list[str]) -> dict[str, Any]:
+                 recipe: Recipe, *, judged: bool, skipped: list[str],
+                 judge_accuracy: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg = recipe.eval
+    unreliable = judge_accuracy is not None and judge_accuracy.get("reliable") is False
     nb, sd = cfg.bootstrap_samples, cfg.seed
     role_names = list(roles)
     leaves: dict[str, Any] = {}
@@ -292,7 +299,7 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
         by_leaf.setdefault(r.item.leaf, []).append(r)
     for leaf, group in by_leaf.items():
         kind = "knowledge" if is_knowledge(group[0].item) else "skill"
-        evaluators = qa_entries(group, role_names, judged=judged, n_boot=nb, seed=sd)
+        evaluators = qa_entries(group, role_names, judged=judged, n_boot=nb, seed=sd, unreliable=unreliable)
         leaf_mc = [row for row in mc_rows if row["question"].leaf == leaf]
         if leaf_mc:
             evaluators["multiple_choice"] = metric_entry(
@@ -314,24 +321,7 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
 
     ret: dict[str, Any] = {}
     if mt_rows:
-        per_q: dict[str, list[float | None]] = {}
-        errors: dict[str, int] = {}
-        for role in role_names:
-            vals: list[float | None] = []
-            for row in mt_rows:
-                js: list[Judgment | None] = row["judgments"].get(role, [])
-                scores = [j.score for j in js if j is not None and j.score is not None]
-                errors[role] = errors.get(role, 0) + sum(1 for j in js if j is None or j.score is None)
-                vals.append(sum(scores) / len(scores) if scores else None)
-            per_q[role] = vals
-        entry = metric_entry(per_q, description="MT-Bench rating, mean of both turns (1..10)", scale=(1.0, 10.0),
-                             errors=errors, n_boot=nb, seed=sd)
-        for role in role_names:  # errors are counted per judged turn
-            turns = sum(len(row["answers"].get(role, [])) for row in mt_rows)
-            entry[role]["judged_turns"] = turns
-            entry[role]["judge_error_rate"] = errors[role] / turns if turns else None
-        entry["questions"] = len(mt_rows)
-        ret["mt_bench"] = entry
+        ret["mt_bench"] = mt_bench_entry(mt_rows, role_names, n_boot=nb, seed=sd, unreliable=unreliable)
     if drift_rows:
         ret["drift"] = {
             "kl": metric_entry({"trained": [r["kl"] for r in drift_rows]}, higher_is_better=False,
@@ -357,7 +347,45 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
         "retention": ret,
         "skipped": skipped,
         "judge_errors": judge_error_summary(results, mt_rows) if judged else None,
+        "judge_accuracy": judge_accuracy,
     }
+
+
+MT_BENCH_MAX_FAILED = 0.1
+"""No MT-Bench verdict when more than this share of its judgments failed."""
+
+
+def mt_bench_entry(mt_rows: list[dict[str, Any]], roles: list[str], *, n_boot: int, seed: int,
+                   unreliable: bool = False) -> dict[str, Any]:
+    """MT-Bench per role: a question counts only when every turn was judged (its score is the mean of the
+    turns); no verdict when more than 10% of the judgments failed or the judge is unreliable."""
+    per_q: dict[str, list[float | None]] = {}
+    failed: dict[str, int] = {}
+    for role in roles:
+        vals: list[float | None] = []
+        for row in mt_rows:
+            js: list[Judgment | None] = row["judgments"].get(role, [])
+            scores = [j.score for j in js if j is not None and j.score is not None]
+            failed[role] = failed.get(role, 0) + len(js) - len(scores)
+            vals.append(sum(scores) / len(scores) if js and len(scores) == len(js) else None)
+        per_q[role] = vals
+    entry = metric_entry(per_q, description="MT-Bench rating, mean of both turns (1..10)", scale=(1.0, 10.0),
+                         errors=failed, n_boot=n_boot, seed=seed)
+    worst = 0.0
+    for role in roles:  # errors are counted per judged turn
+        turns = sum(len(row["answers"].get(role, [])) for row in mt_rows)
+        entry[role]["judged_turns"] = turns
+        entry[role]["judge_error_rate"] = failed[role] / turns if turns else None
+        entry[role]["questions_counted"] = sum(1 for v in per_q[role] if v is not None)
+        worst = max(worst, entry[role]["judge_error_rate"] or 0.0)
+    entry["questions"] = len(mt_rows)
+    why = ("the judge is unreliable (see judge_accuracy)" if unreliable else
+           f"{worst:.0%} of the judgments failed (over {MT_BENCH_MAX_FAILED:.0%})" if worst > MT_BENCH_MAX_FAILED else "")
+    if why:
+        entry["withheld"] = why
+        if "diff" in entry:
+            entry["diff"]["verdict"] = "withheld"
+    return entry
 
 
 def judge_error_summary(results: list[ItemResult], mt_rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -37,8 +37,9 @@ def metric_entry(values: Mapping[str, Sequence[float | None]], *, description: s
 
 
 def qa_entries(results: list[ItemResult], roles: Sequence[str], *, judged: bool, n_boot: int,
-               seed: int) -> dict[str, Any]:
-    """Evaluator blocks for a group of items of one kind (knowledge or skill)."""
+               seed: int, unreliable: bool = False) -> dict[str, Any]:
+    """Evaluator blocks for a group of items of one kind (knowledge or skill); judged metrics of an
+    `unreliable` judge are marked so, and never decide a verdict."""
     if not results:
         return {}
     metrics = KNOWLEDGE_METRICS if is_knowledge(results[0].item) else SKILL_METRICS
@@ -54,6 +55,8 @@ def qa_entries(results: list[ItemResult], roles: Sequence[str], *, judged: bool,
         scale = (1.0, 10.0) if metric == "judge_score" else (0.0, 1.0)
         out[metric] = metric_entry(values, description=description, n_boot=n_boot, seed=seed, errors=errors,
                                    scale=scale)
+        if is_judge and unreliable:
+            out[metric]["unreliable"] = True
     return out
 
 
@@ -69,8 +72,8 @@ def primary_metric(kind: str, evaluators: dict[str, Any]) -> str | None:
             continue
         if metric in JUDGE_METRICS:
             rate = entry.get("trained", {}).get("judge_error_rate")
-            if rate is None or rate > 0.5:  # a judge that mostly cannot follow the format is not the answer
-                continue
+            if rate is None or rate > 0.5 or entry.get("unreliable"):  # a judge that mostly cannot follow the
+                continue  # format, or failed its accuracy check, is not the answer
         if entry.get("trained", {}).get("n"):
             return metric
     return None
@@ -81,7 +84,9 @@ def verdict(kind: str, evaluators: dict[str, Any]) -> dict[str, Any]:
     metric = primary_metric(kind, evaluators)
     if metric is None:
         judged = evaluators.get("judge_score", {}).get("trained")
-        if judged and judged.get("judge_errors"):
+        if evaluators.get("judge_score", {}).get("unreliable"):
+            why = "the judge failed its accuracy check (scores.json judge_accuracy); use a stronger judge (`--judge`)"
+        elif judged and judged.get("judge_errors"):
             total = judged["judge_errors"] + judged["n"]
             why = (f"the judge's ratings could not be parsed for {judged['judge_errors']} of {total} answers; "
                    "use a stronger judge (`--judge`)")
@@ -121,7 +126,7 @@ def _also(kind: str, primary: str, evaluators: dict[str, Any]) -> list[dict[str,
         e = evaluators.get(metric)
         if metric == primary or not e or not e.get("diff") or e["diff"].get("p_value") is None:
             continue
-        if metric in JUDGE_METRICS and (e["trained"].get("judge_error_rate") or 0) > 0.5:
+        if metric in JUDGE_METRICS and ((e["trained"].get("judge_error_rate") or 0) > 0.5 or e.get("unreliable")):
             continue
         d = e["diff"]
         out.append({"metric": metric, "verdict": d["verdict"], "p_value": d["p_value"],
