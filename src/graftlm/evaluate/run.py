@@ -49,7 +49,8 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     retention.check_lm_eval(cfg.lm_eval_tasks)
     roles = {"trained": model, **({"base": base_model} if base_model else {})}
     judge_cfg = recipe.judge_or_teacher if cfg.use_judge else None
-    mt_questions = retention.load_mt_bench(cfg.mt_bench_questions) if cfg.mt_bench_questions and judge_cfg else []
+    n_mt = cfg.mt_bench_for(eval_device(roles, recipe)) if judge_cfg else 0
+    mt_questions = retention.load_mt_bench(n_mt) if n_mt else []
     input_hash = hash_obj({
         "models": {role: [spec, fingerprint(model_teacher_config(spec, recipe))] for role, spec in roles.items()},
         "judge": [judge_cfg.model_dump(), fingerprint(judge_cfg)] if judge_cfg else None,
@@ -74,7 +75,7 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
         r.score_metrics()
 
     skipped: list[str] = []
-    mc_rows = _multiple_choice(roles, items, chunks, recipe, skipped)
+    mc_rows = _multiple_choice(roles, items, chunks, data_dir, recipe, skipped)
     drift_rows = _drift(roles, recipe, skipped)
     lm_eval = _lm_eval(roles, recipe)
     if judge_cfg is None:
@@ -147,6 +148,15 @@ def select_items(items: list[EvalItem], per_leaf: int | None, seed: int) -> list
         ranked = sorted(leaf_items, key=lambda it: hash_obj([seed, it.id]))
         keep.update(it.id for it in ranked[:per_leaf])
     return [it for it in items if it.id in keep]
+
+
+def eval_device(roles: dict[str, str], recipe: Recipe) -> str:
+    """Where the evaluated models run: "cpu" or the accelerator (remote models count as not on this CPU)."""
+    if not any(is_local(spec) for spec in roles.values()):
+        return "remote"
+    from graftlm.models import pick_device
+
+    return pick_device(recipe.teacher.device)
 
 
 def model_teacher_config(spec: str, recipe: Recipe) -> TeacherConfig:
@@ -227,8 +237,13 @@ def _local_roles(roles: dict[str, str], what: str, skipped: list[str]) -> bool:
     return True
 
 
+def held_out_chunks(items: list[EvalItem]) -> set[str]:
+    """Chunks of the reported split: text nothing in training came from."""
+    return {str(it.metadata["chunk_id"]) for it in items if it.split == "test" and it.metadata.get("chunk_id")}
+
+
 def _multiple_choice(roles: dict[str, str], items: list[EvalItem], chunks: dict[str, list[dict[str, Any]]],
-                     recipe: Recipe, skipped: list[str]) -> list[dict[str, Any]]:
+                     data_dir: Path, recipe: Recipe, skipped: list[str]) -> list[dict[str, Any]]:
     cfg = recipe.eval
     if not cfg.multiple_choice:
         return []
@@ -240,9 +255,13 @@ def _multiple_choice(roles: dict[str, str], items: list[EvalItem], chunks: dict[
         return []
     if not _local_roles(roles, "multiple choice", skipped):
         return []
-    questions = [q for leaf in leaves
-                 for q in mc.build_questions(leaf, chunks.get(leaf, []), limit=cfg.mc_questions_per_leaf,
-                                             options=cfg.mc_options, seed=cfg.seed)]
+    held = held_out_chunks(load_items(data_dir))
+    questions = []
+    for leaf in leaves:
+        unseen = [c for c in chunks.get(leaf, []) if str(c.get("chunk_id")) in held]
+        source = "held_out" if unseen else "training_text"
+        questions += mc.build_questions(leaf, unseen or chunks.get(leaf, []), limit=cfg.mc_questions_per_leaf,
+                                        options=cfg.mc_options, seed=cfg.seed, source=source)
     if not questions:
         skipped.append("multiple choice: the documents gave no sentence with enough facts of one kind for distractors")
         return []
@@ -302,10 +321,13 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
         evaluators = qa_entries(group, role_names, judged=judged, n_boot=nb, seed=sd, unreliable=unreliable)
         leaf_mc = [row for row in mc_rows if row["question"].leaf == leaf]
         if leaf_mc:
+            source = leaf_mc[0]["question"].source
+            what = "held-out document text" if source == "held_out" else "recall of training text"
             evaluators["multiple_choice"] = metric_entry(
                 {role: [row["results"][role]["correct"] for row in leaf_mc] for role in role_names},
-                description=f"multiple-choice accuracy from the documents ({cfg.mc_options} options, 0..1)",
-                scale=(0.0, 1.0), n_boot=nb, seed=sd)
+                description=f"multiple-choice accuracy, {what} ({cfg.mc_options} options, log-likelihood per "
+                            "token, 0..1)", scale=(0.0, 1.0), n_boot=nb, seed=sd)
+            evaluators["multiple_choice"]["source"] = source
         leaves[leaf] = {"type": kind, "leaf_type": group[0].item.leaf_type, "items": len(group),
                         "evaluators": evaluators, "verdict": verdict(kind, evaluators)}
 
