@@ -61,8 +61,18 @@ def test_graft_eval_never_reports_the_selection_split(taxonomy: Path, tmp_path: 
 
 def test_a_leaf_with_too_few_chunks_says_held_out_items_may_leak(taxonomy: Path, tmp_path: Path) -> None:
     out = _generate(taxonomy, tmp_path / "gen", chunk_tokens=2000, eval_generated_share=0.3, eval_selection_share=0.3)
-    split = json.loads((out / "manifest.json").read_text())["leaves"][_knowledge(taxonomy)[0].name]["split"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    leaf = _knowledge(taxonomy)[0].name
+    split = manifest["leaves"][leaf]["split"]
     assert split["groups"] == 1 and "too few" in split["leakage"]
+
+    from graftlm.evaluate.run import leakage_notes
+    from graftlm.report import judge_trust_notes
+
+    notes = leakage_notes(manifest)  # graft eval copies it into scores.json; the report says it
+    assert list(notes) == [leaf] and "too few" in notes[leaf]
+    said = [b.text for b in judge_trust_notes({"leakage": notes})]
+    assert len(said) == 1 and leaf in said[0] and "share text with the training data" in said[0]
 
 
 def test_plan_split_deals_whole_groups_and_keeps_one_for_training() -> None:

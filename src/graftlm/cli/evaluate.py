@@ -47,6 +47,12 @@ def _eval(args: argparse.Namespace) -> int:
     out = run_eval(args.model, args.data, args.out, recipe, base_model=args.base)
     scores = read_json(out / "scores.json")
     print(format_table(["leaf", "answer", "metric", "n", "base", "trained", "diff", "p"], summary_rows(scores)))
+    acc = scores.get("judge_accuracy") or {}
+    if acc.get("items"):
+        print(f"judge accuracy: {acc['right']}/{acc['items']} labelled answers ({acc['accuracy']:.0%}), "
+              f"{'reliable' if acc['reliable'] else 'UNRELIABLE: its verdicts decide nothing'}")
+    for leaf, note in (scores.get("leakage") or {}).items():
+        print(f"leakage: {leaf}: {note}")
     for note in scores.get("skipped", []):
         print(f"skipped: {note}")
     print(f"scores written to {out / 'scores.json'}")

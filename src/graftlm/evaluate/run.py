@@ -93,6 +93,7 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     scores = build_scores(roles, results, mt_rows, mc_rows, drift_rows, lm_eval, recipe,
                           judged=judge_cfg is not None, skipped=skipped, judge_accuracy=check)
     scores["judge"] = judge_cfg.model if judge_cfg else None
+    scores["leakage"] = leakage_notes(read_manifest(data_dir) or {})
     write_json(out / "scores.json", scores)
     write_manifest(out, {
         "stage": "eval", "input_hash": input_hash, "model": model, "base_model": base_model,
@@ -124,6 +125,12 @@ def load_items(data_dir: Path) -> list[EvalItem]:
         raise InputError(f"{path} holds no evaluation items",
                          hint="regenerate with held-out items (each leaf sets some seed Q&A aside)")
     return items
+
+
+def leakage_notes(generate_manifest: dict[str, Any]) -> dict[str, str]:
+    """Leaves whose held-out items may share a source chunk with training data, and why."""
+    leaves = generate_manifest.get("leaves") or {}
+    return {leaf: str(s["split"]["leakage"]) for leaf, s in leaves.items() if (s.get("split") or {}).get("leakage")}
 
 
 def load_chunks(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
