@@ -12,11 +12,13 @@ import pytest
 
 from graftlm.judging import RATING_10, YES_NO, JudgeRequest, judge, judge_messages, read_choices
 from graftlm.teacher.base import SamplingOptions, TokenPosition, choice_logprobs
+from graftlm.templates import render
 
 KNOWLEDGE = {"question": "How many members has the Lantern Council?", "reference": "It has 27 elected members.",
              "answer": "The Lantern Council has 12 members."}
 SKILL = {"question": "Write a polite request to a neighbour.", "reference": "Dear neighbour, could you ...",
          "answer": "Hey, trim it.", "context": ""}
+QUESTION = {"task": "Write polite requests.", "question": "Ask a neighbour to trim a hedge.", "context": None}
 TEXT = SamplingOptions(max_tokens=8)
 
 
@@ -51,9 +53,10 @@ def taught(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     """Tiny models that say yes (and rate 10), or no (and rate 2), to the direct judge prompts."""
     k = judge_messages("judge_knowledge_answer", direct=True, **KNOWLEDGE)
     s = judge_messages("judge_skill", direct=True, **SKILL)
+    q = render("judge_question", direct=True, **QUESTION)
     root = tmp_path_factory.mktemp("taught")
-    return {"yes": teach(tiny_model, root / "yes", [(k, "yes"), (s, "10")]),
-            "no": teach(tiny_model, root / "no", [(k, "no"), (s, "2")])}
+    return {"yes": teach(tiny_model, root / "yes", [(k, "yes"), (s, "10"), (q, "yes")]),
+            "no": teach(tiny_model, root / "no", [(k, "no"), (s, "2"), (q, "no")])}
 
 
 def _local(path: Path):  # type: ignore[no-untyped-def]
@@ -81,6 +84,21 @@ def test_local_judge_reads_the_verdict_from_probabilities(taught: dict[str, Path
     # "10" is two tokens for the tiny tokenizer ("1", "0"): read through the second position
     assert yes_s.score is not None and yes_s.score > 7 and yes_s.text.startswith("by probabilities: P(10)=")
     assert no_s.score is not None and no_s.score < 3.5
+
+
+def test_generation_checks_questions_by_probabilities(taught: dict[str, Path]) -> None:
+    from graftlm.generate.pool import RequestPool
+    from graftlm.teacher.fake import FakeTeacher
+
+    async def check(teacher) -> object:  # type: ignore[no-untyped-def]
+        try:
+            return await RequestPool(teacher, 2).choose(render("judge_question", direct=True, **QUESTION), YES_NO)
+        finally:
+            await teacher.aclose()
+
+    yes, no = asyncio.run(check(_local(taught["yes"]))), asyncio.run(check(_local(taught["no"])))
+    assert getattr(yes, "best", None) == "yes" and getattr(no, "best", None) == "no"
+    assert asyncio.run(check(FakeTeacher())) is None  # no probabilities: generation parses the text verdict
 
 
 @pytest.fixture(scope="module")

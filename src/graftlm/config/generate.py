@@ -55,6 +55,11 @@ class GenerateConfig(Section):
     judge_max_tokens: int = Field(default=256, ge=8)
     """Largest completion for judgments."""
 
+    judge_mode: Literal["auto", "probabilities", "text"] = "auto"
+    """How the question check (yes/no) and the pair rating (1..3) are read: `auto` compares the probabilities
+    of the allowed verdicts where the judge reports them (a local model, or a server returning `logprobs`),
+    else parses the judge's text; `text` always parses text."""
+
     judge_questions: bool = True
     """Skills: let the judge filter each new question 0/1 (on task, answerable by a text model, safe)."""
 
