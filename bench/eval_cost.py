@@ -5,7 +5,12 @@ The first row uses the fake model and judge (the cost of graftlm itself: prompts
 permutation tests, files); the second the embedded SmolLM2-135M as trained model, base model and judge
 (the CPU demo's set-up). Prints a table.
 
+`--example` instead times `graft eval default --base default --judge default` with the default `eval`
+settings on the example taxonomy's knowledge leaf (data from `graft generate` with the fake teacher and the
+CPU demo's generate section): the one-leaf evaluation that must finish within 5 minutes on a CPU.
+
     .venv/bin/python bench/eval_cost.py [--model default] [--items 4] [--mt-bench 2] [--tokens 64] [--skip-real]
+    .venv/bin/python bench/eval_cost.py --example
 """
 
 from __future__ import annotations
@@ -50,6 +55,33 @@ def run(model: str, judge: str, items: int, mt_bench: int, tokens: int, root: Pa
             f"{toks / wall:.1f}"]
 
 
+def example(root: Path) -> list[str]:
+    """`graft eval` of the embedded model (trained = base = judge) on the example knowledge leaf."""
+    import json
+    import subprocess
+
+    from graftlm.config import load_recipe
+    from graftlm.generate.run import run_generate
+    from graftlm.taxonomy.load import load_taxonomy
+
+    repo = Path(__file__).resolve().parents[1]
+    taxonomy = repo / "examples" / "taxonomy"
+    demo = load_recipe(repo / "recipes" / "cpu-demo.yaml")
+    leaves = [leaf for leaf in load_taxonomy(taxonomy) if leaf.is_knowledge]
+    recipe = demo.model_copy(update={"teacher": demo.teacher.model_copy(update={"model": "fake"})})
+    gen = run_generate(taxonomy, root / "gen", recipe, leaves=leaves, progress=False)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "graftlm", "eval", "default", "--data", str(gen), "--base", "default",
+                    "--judge", "default", "--out", str(root / "eval")], check=True)
+    wall = time.perf_counter() - start
+    scores = json.loads((root / "eval" / "scores.json").read_text())
+    mt = (scores.get("retention") or {}).get("mt_bench") or {}
+    acc = scores.get("judge_accuracy") or {}
+    items = sum(block["items"] for block in scores["leaves"].values())
+    return [leaves[0].name, str(items), str(mt.get("questions", 0)), f"{acc.get('accuracy') or 0:.2f}",
+            ",".join(acc.get("methods") or []), f"{wall:.0f}"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default")
@@ -57,7 +89,15 @@ def main() -> None:
     p.add_argument("--mt-bench", type=int, default=2)
     p.add_argument("--tokens", type=int, default=64, help="eval.max_new_tokens (the judge gets twice as many)")
     p.add_argument("--skip-real", action="store_true", help="only the fake row")
+    p.add_argument("--example", action="store_true", help="time graft eval on the example knowledge leaf")
     args = p.parse_args()
+    if args.example:
+        from graftlm.cli.common import format_table
+
+        with tempfile.TemporaryDirectory() as tmp:
+            row = example(Path(tmp))
+        print(format_table(["leaf", "items", "MT-Bench", "judge accuracy", "judged by", "wall s"], [row]))
+        return
     import torch
 
     torch.set_num_threads(2)
