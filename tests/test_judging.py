@@ -136,9 +136,10 @@ def test_http_judge_reads_logprobs_from_graft_serve(served_yes: str, taught: dic
 
 
 def test_a_server_without_logprobs_falls_back_to_text() -> None:
+    from graftlm.evaluate import fake_responses
     from graftlm.teacher.fake import FakeTeacher
 
-    fake = FakeTeacher()  # no probabilities: the judgment is parsed from its text
+    fake = FakeTeacher([fake_responses.respond])  # no probabilities: the judgment is parsed from its text
     request = JudgeRequest("judge_knowledge_answer", "knowledge", KNOWLEDGE)
     j = asyncio.run(judge(fake, request, TEXT))
     assert j.method == "text" and j.correct is False

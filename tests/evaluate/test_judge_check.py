@@ -6,14 +6,15 @@ import asyncio
 import json
 from pathlib import Path
 
-from eval_helpers import KNOWLEDGE_LEAF, make_generate_dir
-
 from graftlm.config import recipe_from_dict
 from graftlm.config.evaluate import EvalConfig
+from graftlm.evaluate import fake_responses
 from graftlm.evaluate.judge_check import check_texts, labelled_set, measure
 from graftlm.evaluate.run import build_scores, load_items, mt_bench_entry, run_eval
 from graftlm.judging import parse_knowledge_judgment, parse_score_judgment
 from graftlm.teacher.fake import FakeTeacher
+
+from .eval_helpers import KNOWLEDGE_LEAF, make_generate_dir
 
 DOC = ("The Lantern Council has 27 elected members. It meets in Port Anselm every March. "
        "The council was founded in 1821 by Mara Quill. Its budget is 4 million crowns a year.")
@@ -36,7 +37,7 @@ def test_a_judge_that_always_says_correct_is_unreliable_and_decides_nothing() ->
     yes_man = FakeTeacher([lambda m, o, i: "Looks right.\nVerdict: correct\nRating: [[9]]"])
     check = asyncio.run(measure(yes_man, cases, cfg, 4))
     assert (check["accuracy"], check["reliable"], check["items"]) == (0.5, False, 8)
-    fair = asyncio.run(measure(FakeTeacher(), cases, cfg, 4))  # the fake judge notices swapped facts
+    fair = asyncio.run(measure(FakeTeacher([fake_responses.respond]), cases, cfg, 4))  # the fake judge notices swapped facts
     assert fair["accuracy"] == 1.0 and fair["reliable"] is True
 
     from graftlm.evaluate.qa import ItemResult

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from graftlm.config import GenerateConfig, Recipe, TeacherConfig
+from graftlm.generate import fake_responses
 from graftlm.generate.run import run_generate
 from graftlm.generate.split import SELECTION, TEST, plan_split
 from graftlm.teacher.fake import FakeTeacher
@@ -24,7 +25,8 @@ def _knowledge(taxonomy: Path):  # type: ignore[no-untyped-def]
 def _generate(taxonomy: Path, out: Path, **generate: object) -> Path:
     recipe = Recipe(teacher=TeacherConfig(model="fake", max_in_flight=8),
                     generate=GenerateConfig(**{"samples_per_leaf": 40, **generate}))
-    return run_generate(taxonomy, out, recipe, leaves=_knowledge(taxonomy), teacher=FakeTeacher(), progress=False)
+    return run_generate(taxonomy, out, recipe, leaves=_knowledge(taxonomy), teacher=FakeTeacher([fake_responses.respond]),
+                        progress=False)
 
 
 def test_selection_reported_and_training_data_share_no_chunk(taxonomy: Path, tmp_path: Path) -> None:
