@@ -21,15 +21,7 @@ from typing import Any
 
 from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import TeacherError
-from graftlm.teacher.base import (
-    ChatResult,
-    Completion,
-    Message,
-    SamplingOptions,
-    TokenPosition,
-    Usage,
-    choice_logprobs,
-)
+from graftlm.teacher.base import ChatResult, Completion, Message, SamplingOptions, TokenPosition, Usage
 from graftlm.teacher.batching import Batcher
 
 
@@ -182,6 +174,8 @@ class LocalTeacher:
         return await asyncio.to_thread(self._choice_logprobs, ids, choices)
 
     def _choice_logprobs(self, ids: list[int], choices: tuple[str, ...]) -> dict[str, float]:
+        from graftlm.teacher.base import choice_logprobs
+
         lowered = [c.lower() for c in choices]
         wanted = {c[:k] for c in lowered for k in range(1, len(c) + 1)}
         positions: list[TokenPosition] = []
