@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.artifacts import (
-    hash_file,
+    MANIFEST,
     hash_obj,
     is_complete,
     read_jsonl,
@@ -29,10 +29,11 @@ from graftlm.artifacts import (
 from graftlm.config import Recipe
 from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import InputError, Location
-from graftlm.evaluate import judge_check, mc, retention
+from graftlm.evaluate import judge_check, mc, openbook, retention
 from graftlm.evaluate.answers import ask, fingerprint, gather_limited, is_local, open_teacher
+from graftlm.evaluate.exam import load_exam
 from graftlm.evaluate.qa import ItemResult, answer_messages, is_knowledge, judgment_request
-from graftlm.evaluate.scores import metric_entry, qa_entries, verdict
+from graftlm.evaluate.scores import finish, leaf_blocks, metric_entry, qa_entries
 from graftlm.judging import JUDGE_STOP, JudgeRequest, Judgment, judge
 from graftlm.records import EvalItem
 from graftlm.teacher.base import SamplingOptions, Teacher
@@ -40,12 +41,23 @@ from graftlm.teacher.base import SamplingOptions, Teacher
 log = logging.getLogger(__name__)
 
 
-def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_model: str | None = None) -> Path:
-    """Evaluate `model` (and `base_model`, for before/after) on the held-out items of `data_dir`."""
+def run_eval(model: str, data_dir: Path | None, out: Path, recipe: Recipe, *, base_model: str | None = None,
+             questions: Path | None = None, documents: Path | None = None) -> Path:
+    """Evaluate `model` (and `base_model`, for before/after and the open-book bound) on the held-out items of
+    `data_dir` and/or the exam file `questions` (default `eval.questions`), retrieving open-book passages
+    for exam questions from `documents` (default `eval.documents`)."""
     cfg = recipe.eval
-    data_dir, out = Path(data_dir), Path(out)
-    items = select_items([it for it in load_items(data_dir) if it.split == "test"], cfg.max_items_per_leaf, cfg.seed)
-    chunks = load_chunks(data_dir)
+    out = Path(out)
+    questions = questions or (Path(cfg.questions) if cfg.questions else None)
+    documents = documents or (Path(cfg.documents) if cfg.documents else None)
+    if data_dir is None and questions is None:
+        raise InputError("nothing to evaluate", hint="pass --data (a `graft generate` folder) and/or --questions")
+    items = select_items([it for it in load_items(Path(data_dir)) if it.split == "test"], cfg.max_items_per_leaf,
+                         cfg.seed) if data_dir else []
+    exam = load_exam(questions) if questions else []
+    chunks = load_chunks(Path(data_dir)) if data_dir else {}
+    passages = openbook.plan_passages(items + exam, chunks, openbook.document_passages(documents)
+                                      if documents and exam else ()) if base_model else {}
     retention.check_lm_eval(cfg.lm_eval_tasks)
     roles = {"trained": model, **({"base": base_model} if base_model else {})}
     judge_cfg = recipe.judge_or_teacher if cfg.use_judge else None
@@ -54,34 +66,36 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     input_hash = hash_obj({
         "models": {role: [spec, fingerprint(model_teacher_config(spec, recipe))] for role, spec in roles.items()},
         "judge": [judge_cfg.model_dump(), fingerprint(judge_cfg)] if judge_cfg else None,
-        "eval": cfg.model_dump(), "eval_jsonl": hash_file(data_dir / "eval.jsonl"),
-        "chunks": hash_file(data_dir / "chunks.jsonl") if (data_dir / "chunks.jsonl").is_file() else None,
+        "eval": cfg.model_dump(), "items": [it.to_json() for it in items + exam],
+        "open_book": {k: [p.text, p.how] for k, p in passages.items()}, "chunks": chunks,
     })
     if is_complete(out, input_hash):
         log.info("evaluation in %s is complete for these inputs; nothing to do", out)
         return out
     out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
     start = time.time()
 
-    results = [ItemResult(item) for item in items]
+    results = [ItemResult(item) for item in items + exam]
     mt_rows: list[dict[str, Any]] = [{"question": q, "answers": {}, "judgments": {}} for q in mt_questions]
-    asyncio.run(_answer_all(roles, results, mt_rows, recipe, out / "cache"))
+    asyncio.run(_answer_all(roles, results, mt_rows, recipe, out / "cache", passages))
     check: dict[str, Any] | None = None
     if judge_cfg is not None:
-        cases = judge_check.labelled_set(judge_check.check_texts(chunks, items), cfg.judge_check_items, cfg.seed)
+        cases = judge_check.labelled_set(judge_check.check_texts(chunks, items + exam), cfg.judge_check_items,
+                                         cfg.seed)
         check = asyncio.run(_judge_all(judge_cfg, results, mt_rows, cases, recipe, out / "cache"))
     for r in results:
         r.score_metrics()
 
     skipped: list[str] = []
-    mc_rows = _multiple_choice(roles, items, chunks, data_dir, recipe, skipped)
+    mc_rows = _multiple_choice(roles, items, chunks, Path(data_dir) if data_dir else None, recipe, skipped)
     drift_rows = _drift(roles, recipe, skipped)
     lm_eval = _lm_eval(roles, recipe)
     if judge_cfg is None:
         skipped.append("judge: eval.use_judge is off, so skill leaves and MT-Bench are not scored")
 
-    records = [r.to_json() for r in results]
+    records = [{**r.to_json(), **({"open_book": {"passage": passages[r.item.id].text, "how": passages[r.item.id].how}}
+                                  if r.item.id in passages else {})} for r in results]
     records += [{"evaluator": "mt_bench", "question_id": row["question"].get("question_id"),
                  "category": row["question"].get("category"), "turns": row["question"]["turns"],
                  "answers": row["answers"],
@@ -93,14 +107,16 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     scores = build_scores(roles, results, mt_rows, mc_rows, drift_rows, lm_eval, recipe,
                           judged=judge_cfg is not None, skipped=skipped, judge_accuracy=check)
     scores["judge"] = judge_cfg.model if judge_cfg else None
-    scores["leakage"] = leakage_notes(read_manifest(data_dir) or {})
+    scores["leakage"] = leakage_notes(read_manifest(Path(data_dir)) or {}) if data_dir else {}
     write_json(out / "scores.json", scores)
     write_manifest(out, {
         "stage": "eval", "input_hash": input_hash, "model": model, "base_model": base_model,
-        "judge": judge_cfg.model if judge_cfg else None, "data_dir": str(data_dir),
-        "data_input_hash": (read_manifest(data_dir) or {}).get("input_hash"), "config": cfg.model_dump(),
-        "counts": {"items": len(items), "mt_bench": len(mt_rows), "multiple_choice": len(mc_rows),
-                   "drift_texts": len(drift_rows)},
+        "judge": judge_cfg.model if judge_cfg else None, "data_dir": str(data_dir) if data_dir else None,
+        "data_input_hash": (read_manifest(Path(data_dir)) or {}).get("input_hash") if data_dir else None,
+        "questions": str(questions) if questions else None, "documents": str(documents) if documents else None,
+        "config": cfg.model_dump(),
+        "counts": {"items": len(items), "exam": len(exam), "open_book": len(passages), "mt_bench": len(mt_rows),
+                   "multiple_choice": len(mc_rows), "drift_texts": len(drift_rows)},
         "seconds": round(time.time() - start, 1),
     })
     return out
@@ -163,30 +179,35 @@ def eval_device(roles: dict[str, str], recipe: Recipe) -> str:
         return "remote"
     from graftlm.models import pick_device
 
-    return pick_device(recipe.teacher.device)
+    return pick_device(recipe.eval.device)
 
 
 def model_teacher_config(spec: str, recipe: Recipe) -> TeacherConfig:
-    """How an evaluated model is run: local device, dtype and batch size from the recipe's teacher."""
-    t = recipe.teacher
-    return TeacherConfig(model=spec, model_name=None, device=t.device, dtype=t.dtype, max_in_flight=t.max_in_flight,
-                         timeout_s=t.timeout_s, max_retries=t.max_retries, api_key_env=t.api_key_env)
+    """How an evaluated model is run: the eval section's device, dtype, batch size and API key."""
+    return recipe.eval.model_teacher(spec)
 
 
 # -- answers and judgments -----------------------------------------------------------------------------
 
 async def _answer_all(roles: dict[str, str], results: list[ItemResult], mt_rows: list[dict[str, Any]],
-                      recipe: Recipe, cache_dir: Path) -> None:
-    """Every model answers every item and MT-Bench question; one model in memory at a time."""
+                      recipe: Recipe, cache_dir: Path, passages: dict[str, openbook.Passage]) -> None:
+    """Every model answers every item and MT-Bench question, and the base model every knowledge item with
+    its passage (open book); one model in memory at a time."""
     opts = SamplingOptions(temperature=0.0, max_tokens=recipe.eval.max_new_tokens, seed=recipe.eval.seed)
     for role, spec in roles.items():
         teacher = open_teacher(model_teacher_config(spec, recipe), cache_dir)
         try:
-            limit = recipe.teacher.max_in_flight
+            limit = recipe.eval.max_in_flight
             texts = await gather_limited(
                 [partial(ask, teacher, answer_messages(r.item), opts) for r in results], limit, f"{role} answers")
             for r, text in zip(results, texts, strict=True):
                 r.answers[role] = text
+            if role == "base" and passages:
+                book = [r for r in results if r.item.id in passages]
+                texts = await gather_limited([partial(ask, teacher, openbook.open_book_messages(
+                    r.item, passages[r.item.id]), opts) for r in book], limit, "base open-book answers")
+                for r, text in zip(book, texts, strict=True):
+                    r.answers[openbook.ROLE] = text
             convs = await gather_limited([partial(_mt_answers, teacher, row["question"], opts) for row in mt_rows],
                                          limit, f"{role} MT-Bench")
             for row, conv in zip(mt_rows, convs, strict=True):
@@ -250,7 +271,7 @@ def held_out_chunks(items: list[EvalItem]) -> set[str]:
 
 
 def _multiple_choice(roles: dict[str, str], items: list[EvalItem], chunks: dict[str, list[dict[str, Any]]],
-                     data_dir: Path, recipe: Recipe, skipped: list[str]) -> list[dict[str, Any]]:
+                     data_dir: Path | None, recipe: Recipe, skipped: list[str]) -> list[dict[str, Any]]:
     cfg = recipe.eval
     if not cfg.multiple_choice:
         return []
@@ -262,7 +283,7 @@ def _multiple_choice(roles: dict[str, str], items: list[EvalItem], chunks: dict[
         return []
     if not _local_roles(roles, "multiple choice", skipped):
         return []
-    held = held_out_chunks(load_items(data_dir))
+    held = held_out_chunks(load_items(data_dir)) if data_dir else set()
     questions = []
     for leaf in leaves:
         unseen = [c for c in chunks.get(leaf, []) if str(c.get("chunk_id")) in held]
@@ -276,7 +297,7 @@ def _multiple_choice(roles: dict[str, str], items: list[EvalItem], chunks: dict[
 
     rows: list[dict[str, Any]] = [{"question": q, "results": {}} for q in questions]
     for role, spec in roles.items():
-        model, tok = load_model(spec, device=recipe.teacher.device, dtype=recipe.teacher.dtype)
+        model, tok = load_model(spec, device=recipe.eval.device, dtype=recipe.eval.dtype)
         for row, res in zip(rows, mc.score_questions(model, tok, questions), strict=True):
             row["results"][role] = res
         del model
@@ -290,8 +311,8 @@ def _drift(roles: dict[str, str], recipe: Recipe, skipped: list[str]) -> list[di
         return []
     from graftlm.models import load_model
 
-    base = load_model(roles["base"], device=recipe.teacher.device, dtype="float32")
-    trained = load_model(roles["trained"], device=recipe.teacher.device, dtype="float32")
+    base = load_model(roles["base"], device=recipe.eval.device, dtype="float32")
+    trained = load_model(roles["trained"], device=recipe.eval.device, dtype="float32")
     if not retention.same_vocab(base[1], trained[1]):
         skipped.append("drift: base and trained model have different tokenizers")
         return []
@@ -304,7 +325,7 @@ def _lm_eval(roles: dict[str, str], recipe: Recipe) -> dict[str, Any]:
         return {}
     from graftlm.models import materialize, pick_device, resolve
 
-    device = pick_device(recipe.teacher.device)
+    device = pick_device(recipe.eval.device)
     return {role: retention.run_lm_eval(materialize(resolve(spec)), tasks, device)  # pragma: no cover
             for role, spec in roles.items() if is_local(spec)}
 
@@ -319,28 +340,25 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
     unreliable = judge_accuracy is not None and judge_accuracy.get("reliable") is False
     nb, sd = cfg.bootstrap_samples, cfg.seed
     role_names = list(roles)
-    leaves: dict[str, Any] = {}
-    by_leaf: dict[str, list[ItemResult]] = {}
-    for r in results:
-        by_leaf.setdefault(r.item.leaf, []).append(r)
-    for leaf, group in by_leaf.items():
-        kind = "knowledge" if is_knowledge(group[0].item) else "skill"
-        evaluators = qa_entries(group, role_names, judged=judged, n_boot=nb, seed=sd, unreliable=unreliable)
+    held_out = [r for r in results if r.item.source != "exam"]
+    exam = [r for r in results if r.item.source == "exam"]
+    leaves = leaf_blocks(held_out, role_names, judged=judged, n_boot=nb, seed=sd, unreliable=unreliable)
+    for leaf, block in leaves.items():
         leaf_mc = [row for row in mc_rows if row["question"].leaf == leaf]
         if leaf_mc:
             source = leaf_mc[0]["question"].source
             what = "held-out document text" if source == "held_out" else "recall of training text"
-            evaluators["multiple_choice"] = metric_entry(
+            block["evaluators"]["multiple_choice"] = metric_entry(
                 {role: [row["results"][role]["correct"] for row in leaf_mc] for role in role_names},
                 description=f"multiple-choice accuracy, {what} ({cfg.mc_options} options, log-likelihood per "
                             "token, 0..1)", scale=(0.0, 1.0), n_boot=nb, seed=sd)
-            evaluators["multiple_choice"]["source"] = source
-        leaves[leaf] = {"type": kind, "leaf_type": group[0].item.leaf_type, "items": len(group),
-                        "evaluators": evaluators, "verdict": verdict(kind, evaluators)}
+            block["evaluators"]["multiple_choice"]["source"] = source
+    exam_leaves = leaf_blocks(exam, role_names, judged=judged, n_boot=nb, seed=sd, unreliable=unreliable)
+    comparisons = finish(leaves, exam_leaves)
 
     overall: dict[str, Any] = {}
-    for kind, group in (("knowledge", [r for r in results if is_knowledge(r.item)]),
-                        ("skill", [r for r in results if not is_knowledge(r.item)])):
+    for kind, group in (("knowledge", [r for r in held_out if is_knowledge(r.item)]),
+                        ("skill", [r for r in held_out if not is_knowledge(r.item)])):
         if group:
             overall[kind] = qa_entries(group, role_names, judged=judged, n_boot=nb, seed=sd)
     if mc_rows:
@@ -373,6 +391,11 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
         "confidence": 0.95,
         "leaves": leaves,
         "overall": overall,
+        "exam": {"leaves": exam_leaves, "overall": qa_entries(exam, role_names, judged=judged, n_boot=nb, seed=sd)}
+        if exam else None,
+        "multiple_comparisons": {"method": "holm", "comparisons": comparisons,
+                                 "note": "p_adjusted and verdicts are Holm-corrected across the leaves and metrics "
+                                         "of this report (held-out and exam); intervals are per comparison"},
         "retention": ret,
         "skipped": skipped,
         "judge_errors": judge_error_summary(results, mt_rows) if judged else None,
@@ -415,6 +438,8 @@ def mt_bench_entry(mt_rows: list[dict[str, Any]], roles: list[str], *, n_boot: i
         if "diff" in entry:
             entry["diff"]["verdict"] = "withheld"
     return entry
+
+
 
 
 def judge_error_summary(results: list[ItemResult], mt_rows: list[dict[str, Any]]) -> dict[str, Any]:
