@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 
 from graftlm.config import recipe_from_dict
 from graftlm.config.evaluate import EvalConfig
 from graftlm.evaluate import fake_responses
-from graftlm.evaluate.judge_check import check_texts, labelled_set, measure
-from graftlm.evaluate.run import build_scores, load_items, mt_bench_entry, run_eval
-from graftlm.judging import parse_knowledge_judgment, parse_score_judgment
+from graftlm.evaluate.judge_check import labelled_set, measure
+from graftlm.evaluate.run import build_scores, mt_bench_entry
+from graftlm.judging import parse_score_judgment
 from graftlm.teacher.fake import FakeTeacher
-
-from .eval_helpers import KNOWLEDGE_LEAF, make_generate_dir
 
 DOC = ("The Lantern Council has 27 elected members. It meets in Port Anselm every March. "
        "The council was founded in 1821 by Mara Quill. Its budget is 4 million crowns a year.")
@@ -44,33 +40,20 @@ def test_a_judge_that_always_says_correct_is_unreliable_and_decides_nothing() ->
     from graftlm.records import EvalItem
 
     results = []
-    for i in range(6):
-        r = ItemResult(EvalItem(id=f"k{i}", leaf="k", leaf_type="knowledge", question=f"Q{i}?", answer=f"fact {i}"))
-        r.answers = {"trained": f"fact {i}", "base": "no idea"}
-        r.judgments = {"trained": parse_knowledge_judgment("Verdict: correct\nRating: [[9]]"),
-                       "base": parse_knowledge_judgment("Verdict: incorrect\nRating: [[2]]")}
-        r.score_metrics()
+    for i in range(8):  # a skill leaf: decided by the judge's rating
+        r = ItemResult(EvalItem(id=f"s{i}", leaf="s", leaf_type="freeform_skill", question=f"Q{i}?", answer="A."))
+        r.answers = {"trained": "good", "base": "bad"}
+        r.judgments = {"trained": parse_score_judgment("Rating: [[9]]"), "base": parse_score_judgment("Rating: [[2]]")}
         results.append(r)
     recipe = recipe_from_dict({"eval": {"bootstrap_samples": 200}})
     trusted = build_scores({"trained": "t", "base": "b"}, results, [], [], [], {}, recipe, judged=True, skipped=[],
                            judge_accuracy=fair)
-    assert trusted["leaves"]["k"]["verdict"]["metric"] == "judge_correct"
+    assert trusted["leaves"]["s"]["verdict"]["metric"] == "judge_score"
     distrusted = build_scores({"trained": "t", "base": "b"}, results, [], [], [], {}, recipe, judged=True,
                               skipped=[], judge_accuracy=check)
-    leaf = distrusted["leaves"]["k"]
-    assert leaf["evaluators"]["judge_correct"]["unreliable"] is True
-    assert leaf["verdict"]["metric"] == "token_f1" and distrusted["judge_accuracy"]["reliable"] is False
-
-
-def test_graft_eval_measures_the_judge_first(tmp_path: Path) -> None:
-    gen = make_generate_dir(tmp_path / "generate", knowledge=3, skills=2)
-    recipe = recipe_from_dict({"teacher": {"model": "fake"}, "eval": {"mt_bench_questions": 0, "bootstrap_samples": 200,
-                                                                      "multiple_choice": False}})
-    out = run_eval("fake", gen, tmp_path / "eval", recipe, base_model="fake")
-    acc = json.loads((out / "scores.json").read_text())["judge_accuracy"]
-    texts = check_texts({}, load_items(gen))  # no chunks: references and passages of the held-out items
-    assert KNOWLEDGE_LEAF in texts and all(texts.values())
-    assert acc["items"] > 0 and acc["accuracy"] >= 0.7 and acc["reliable"] is True and acc["methods"] == ["text"]
+    leaf = distrusted["leaves"]["s"]
+    assert leaf["evaluators"]["judge_score"]["unreliable"] is True and distrusted["judge_accuracy"]["reliable"] is False
+    assert leaf["verdict"]["metric"] is None and "accuracy check" in leaf["verdict"]["text"]
 
 
 def _row(trained: list[str | None], base: list[str | None]) -> dict:
