@@ -326,8 +326,9 @@ def estimate_run(recipe: Recipe, leaves: list[Leaf], out: Path) -> RunEstimate:
     items = sum(le.eval_items for le in leaf_estimates)
     gen_tps = gflops * 1e9 * 0.05 / (2 * p_student)
     e = r.eval
-    answers = 2 * items * e.max_new_tokens * 0.6 + 2 * e.mt_bench_questions * 2 * e.max_new_tokens * 0.6
-    judge_calls = (2 * items + 4 * e.mt_bench_questions) if e.use_judge else 0
+    mt_bench = e.mt_bench_for(_eval_device(e.device))
+    answers = 2 * items * e.max_new_tokens * 0.6 + 2 * mt_bench * 2 * e.max_new_tokens * 0.6
+    judge_calls = (2 * items + 4 * mt_bench) if e.use_judge else 0
     judge_local = r.judge_or_teacher.model.is_local
     stage_s["eval"] = answers / gen_tps + judge_calls * (e.judge_max_tokens * 0.5 / gen_tps if judge_local else FAKE_CALL_S)
     stage_s["report"] = 3.0
@@ -335,3 +336,12 @@ def estimate_run(recipe: Recipe, leaves: list[Leaf], out: Path) -> RunEstimate:
     if cal:
         note += "; ETA calibrated by earlier runs on this machine"
     return RunEstimate(leaf_estimates, phases, stage_s, cal, note, source, gflops)
+
+
+def _eval_device(device: str) -> str:
+    from graftlm.models import pick_device
+
+    try:
+        return pick_device(device)
+    except GraftError:
+        return "cpu"

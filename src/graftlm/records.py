@@ -53,6 +53,11 @@ class EvalItem:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def split(self) -> str:
+        """`test` (reported by `graft eval`) or `selection` (scores checkpoints, never reported)."""
+        return str(self.metadata.get("split") or "test")
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EvalItem:
         return cls(**{k: d[k] for k in ("id", "leaf", "leaf_type", "question", "answer") },

@@ -145,7 +145,10 @@ def learned_section(scores: dict[str, Any] | None) -> list[Block]:
                               "the answer states."))
     ret = scores.get("retention") or {}
     mt = ret.get("mt_bench")
-    if mt and mt.get("diff"):
+    if mt and mt.get("withheld"):
+        out.append(Block("p", f"General ability (MT-Bench, {mt.get('questions')} questions): no verdict, because "
+                              f"{mt['withheld']}."))
+    elif mt and mt.get("diff"):
         out.append(Block("p", f"General ability (MT-Bench, {mt.get('questions')} questions): "
                               f"{_fmt(mt['base']['mean'])} -> {_fmt(mt['trained']['mean'])}, "
                               f"{_verdict_words(mt['diff'])}."))
@@ -163,8 +166,29 @@ def learned_section(scores: dict[str, Any] | None) -> list[Block]:
                                  "never counted as zeros; knowledge leaves are decided by fact recall, "
                                  "which needs no judge. A stronger judge (`graft eval --judge URL`) gives judged scores "
                                  "you can trust."))
+    out += judge_trust_notes(scores)
     for note in scores.get("skipped") or []:
         out.append(Block("note", f"Skipped: {note}"))
+    return out
+
+
+def judge_trust_notes(scores: dict[str, Any]) -> list[Block]:
+    """The judge's measured accuracy, and the leaves whose held-out items may share text with training."""
+    out = []
+    acc = scores.get("judge_accuracy") or {}
+    if acc.get("items"):
+        how = " and ".join(acc.get("methods") or []) or "text"
+        verdict = ("reliable" if acc.get("reliable") else
+                   f"unreliable (below {acc.get('threshold', 0.7):.0%}): its verdicts decide nothing here")
+        out.append(Block("note", f"Judge accuracy: `{scores.get('judge')}` judged {acc['right']} of {acc['items']} "
+                                 f"labelled answers right ({acc['accuracy']:.0%}, verdicts read from {how}; true "
+                                 f"sentences of your documents against copies with a swapped number or name): "
+                                 f"{verdict}."))
+    elif acc:
+        out.append(Block("note", "Judge accuracy: not measured (the texts gave no sentence with a number or name "
+                                 "to swap)."))
+    for leaf, note in (scores.get("leakage") or {}).items():
+        out.append(Block("note", f"Held-out items of {leaf} may share text with the training data: {note}."))
     return out
 
 

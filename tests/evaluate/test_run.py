@@ -143,8 +143,8 @@ def test_tiny_models_get_multiple_choice_and_drift(tiny_model: Path, other_tiny_
 
 
 def _results(judge_text: str, n: int = 6) -> list:
-    from graftlm.evaluate.judge import parse_knowledge_judgment
     from graftlm.evaluate.qa import ItemResult
+    from graftlm.judging import parse_knowledge_judgment
     from graftlm.records import EvalItem
 
     out = []
@@ -199,7 +199,7 @@ def test_a_knowledge_verdict_mentions_the_other_judge_free_evidence() -> None:
     for r in results:  # the trained model's answers are no better by F1 ...
         r.answers["trained"] = "no idea"
         r.score_metrics()
-    mc_q = [{"question": type("Q", (), {"leaf": "k"})(), "results": {"base": {"correct": 0.0}, "trained": {"correct": 1.0}}}
+    mc_q = [{"question": type("Q", (), {"leaf": "k", "source": "held_out"})(), "results": {"base": {"correct": 0.0}, "trained": {"correct": 1.0}}}
             for _ in range(8)]  # ... but it picks the documents' facts in multiple choice
     recipe = recipe_from_dict({"eval": {"bootstrap_samples": 200}})
     scores = build_scores({"trained": "t", "base": "b"}, results, [], mc_q, [], {}, recipe, judged=True, skipped=[])

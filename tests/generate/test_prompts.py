@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from graftlm.generate import fake_responses
-from graftlm.generate.templates import TEMPLATES, render, render_text
 from graftlm.teacher.base import SamplingOptions
+from graftlm.templates import TEMPLATES, render, render_text
 
 VARS = {
     "task": "Write polite requests.", "seed_question": "Ask a neighbour to trim a hedge.",

@@ -245,6 +245,7 @@ def test_grounded_same_question_about_new_passages_is_not_a_duplicate(taxonomy: 
 
     grounded = [leaf for leaf in _skill_leaves(taxonomy) if leaf.type.value == "grounded_skill"]
     out = tmp_path / "gen"
-    run_generate(taxonomy, out, recipe(), leaves=grounded, teacher=FakeTeacher([responder]), progress=False)
+    run_generate(taxonomy, out, recipe(eval_generated_share=0.0, eval_selection_share=0.0), leaves=grounded,
+                 teacher=FakeTeacher([responder]), progress=False)  # no seed held out: all candidates count
     acc = json.loads((out / "manifest.json").read_text())["leaves"]["compositional_skills->grounded->summary"]
     assert acc["duplicates"] == 0 and acc["kept"] >= 5

@@ -68,6 +68,12 @@ def _eval(args: argparse.Namespace) -> int:
         if gap:
             print(f"share of the open-book gap closed ({name}, fact recall {_num(gap['base'])} -> "
                   f"{_num(gap['trained'])}, open book {_num(gap['open_book'])}, n = {gap['n']}): {_gap(gap)}")
+    acc = scores.get("judge_accuracy") or {}
+    if acc.get("items"):
+        print(f"judge accuracy: {acc['right']}/{acc['items']} labelled answers ({acc['accuracy']:.0%}), "
+              f"{'reliable' if acc['reliable'] else 'UNRELIABLE: its verdicts decide nothing'}")
+    for leaf, note in (scores.get("leakage") or {}).items():
+        print(f"leakage: {leaf}: {note}")
     for note in scores.get("skipped", []):
         print(f"skipped: {note}")
     print(f"scores written to {out / 'scores.json'}")

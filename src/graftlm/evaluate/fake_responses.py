@@ -1,7 +1,7 @@
 """Answers of the fake teacher to evaluation's judge prompts (tests, dry runs, `--judge fake`).
 
 The fake judge is deterministic and not random noise: it scores an answer by its token overlap with the
-reference (knowledge, skills) or by its length (MT-Bench, which has no reference), and writes its rating
+reference (knowledge, skills; a knowledge answer with a number or name the reference lacks is incorrect) or by its length (MT-Bench, which has no reference), and writes its rating
 in one of several formats real judges use, so the parsers are exercised. An answer containing
 `<<unjudgeable>>` gets a judgment without any rating, to exercise the judge error accounting.
 """
@@ -12,8 +12,8 @@ import hashlib
 import json
 import re
 
-from graftlm.evaluate.judge import JUDGE_SYSTEM
 from graftlm.evaluate.metrics import rouge_l, token_f1
+from graftlm.judging import JUDGE_SYSTEM
 from graftlm.teacher.base import Message, SamplingOptions
 
 UNJUDGEABLE = "<<unjudgeable>>"
@@ -46,6 +46,12 @@ def _format(score: int, explanation: str, key: str, verdict: str | None = None) 
     return json.dumps(body)
 
 
+def _facts(text: str) -> set[str]:
+    """Numbers and capitalised words after the first word: what a swapped fact changes."""
+    words = re.findall(r"[\w,.]+", text)
+    return {w.strip(".,") for w in words[1:] if w[:1].isdigit() or w[:1].isupper()}
+
+
 def respond(messages: list[Message], options: SamplingOptions, index: int) -> str | None:
     if not messages or messages[0].get("content") != JUDGE_SYSTEM:
         return None
@@ -56,7 +62,9 @@ def respond(messages: list[Message], options: SamplingOptions, index: int) -> st
         return "Hmm, this is hard to say. The answer has some merit but also some problems."
     if "Reference answer" in parts and "Question" in parts:  # knowledge
         f1 = token_f1(answer, parts["Reference answer"])
-        verdict = "correct" if f1 >= 0.5 else "incorrect"
+        alien = _facts(answer) - _facts(parts["Reference answer"])  # a number or name the reference lacks
+        verdict = "correct" if f1 >= 0.5 and not alien else "incorrect"
+        f1 = min(f1, 0.4) if alien else f1
         return _format(1 + round(9 * f1), f"token overlap with the reference is {f1:.2f}.", answer, verdict)
     if "Reference response" in parts:  # skill
         rl = rouge_l(answer, parts["Reference response"])

@@ -15,8 +15,10 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return ids
 
 
-def sequence_logprobs(model: Any, tokenizer: Any, texts: list[str], *, batch_size: int = 8) -> list[float]:
-    """Sum of log p(token | previous tokens) over every token of each text after the first."""
+def sequence_logprobs(model: Any, tokenizer: Any, texts: list[str], *, batch_size: int = 8,
+                      per_token: bool = False) -> list[float]:
+    """Sum of log p(token | previous tokens) over every token of each text after the first; `per_token`:
+    divided by the number of those tokens (length-normalised, so longer options are not penalised)."""
     import torch
 
     device = next(model.parameters()).device
@@ -35,7 +37,10 @@ def sequence_logprobs(model: Any, tokenizer: Any, texts: list[str], *, batch_siz
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1)
         picked = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) * mask[:, 1:]
-        out.extend(float(x) for x in picked.sum(dim=1))
+        sums = picked.sum(dim=1)
+        if per_token:
+            sums = sums / mask[:, 1:].sum(dim=1).clamp(min=1)
+        out.extend(float(x) for x in sums)
     return out
 
 

@@ -3,7 +3,9 @@
 No judge and no teacher: a sentence of the documents has one fact (a number or a name) blanked out; the
 distractors are facts of the same kind from elsewhere in the same leaf's documents, so every option is
 plausible in form. Each option is scored by the model's log-likelihood of the whole sentence with that
-option filled in; the question counts as right when the true fact scores highest.
+option filled in, per token (length-normalised); the question counts as right when the true fact scores
+highest. Questions come from held-out chunks the model was not trained on where the generate split has them;
+otherwise they test recall of training text and are labelled so (`source`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class MCQuestion:
     options: tuple[str, ...]
     answer: int
     kind: str
+    source: str = "held_out"
+    """`held_out` (text the model was not trained on) or `training_text` (recall of trained text)."""
 
     def filled(self, i: int) -> str:
         return f"{self.prefix}{self.options[i]}{self.suffix}"
@@ -80,7 +84,7 @@ def spans(sentence: str) -> list[tuple[str, int, int]]:
 
 
 def build_questions(leaf: str, chunks: list[dict[str, Any]], *, limit: int, options: int,
-                    seed: int) -> list[MCQuestion]:
+                    seed: int, source: str = "held_out") -> list[MCQuestion]:
     """Up to `limit` cloze questions of one leaf, at most one per sentence, deterministic for a seed."""
     rng = random.Random(f"{seed}:{leaf}")
     candidates: list[tuple[str, str, str, int, int]] = []  # chunk_id, sentence, kind, start, end
@@ -109,20 +113,21 @@ def build_questions(leaf: str, chunks: list[dict[str, Any]], *, limit: int, opti
         opts = [right, *rng.sample(others, options - 1)]
         rng.shuffle(opts)
         out.append(MCQuestion(id=f"mc-{len(out):03d}", leaf=leaf, chunk_id=chunk_id, prefix=sent[:a],
-                              suffix=sent[b:], options=tuple(opts), answer=opts.index(right), kind=kind))
+                              suffix=sent[b:], options=tuple(opts), answer=opts.index(right), kind=kind,
+                              source=source))
     return out
 
 
 def score_questions(model: Any, tokenizer: Any, questions: list[MCQuestion]) -> list[dict[str, Any]]:
-    """For each question: log-likelihood of every option, the chosen index and whether it is right."""
+    """For each question: log-likelihood per token of every option, the chosen index and whether it is right."""
     from graftlm.evaluate.loglik import sequence_logprobs
 
     texts = [q.filled(i) for q in questions for i in range(len(q.options))]
-    scores = sequence_logprobs(model, tokenizer, texts)
+    scores = sequence_logprobs(model, tokenizer, texts, per_token=True)
     out, pos = [], 0
     for q in questions:
         s = scores[pos:pos + len(q.options)]
         pos += len(q.options)
         chosen = max(range(len(s)), key=lambda i: s[i])
-        out.append({"logprobs": s, "chosen": chosen, "correct": float(chosen == q.answer)})
+        out.append({"logprobs": s, "per": "token", "chosen": chosen, "correct": float(chosen == q.answer)})
     return out

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.errors import InputError
-from graftlm.evaluate.judge import render
 from graftlm.records import SYSTEM_PROMPT, EvalItem
 from graftlm.teacher.base import Message
+from graftlm.templates import render_text as render
 
 ROLE = "open_book"
 """The role under which the base model's open-book answers are stored and scored."""

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graftlm.evaluate.facts import fact_recall
-from graftlm.evaluate.judge import Judgment, judge_messages, parse_knowledge_judgment, parse_score_judgment
 from graftlm.evaluate.metrics import rouge_l, token_f1
+from graftlm.judging import JudgeRequest, Judgment
 from graftlm.records import SYSTEM_PROMPT, EvalItem
 from graftlm.teacher.base import Message
 
@@ -34,16 +34,17 @@ def answer_messages(item: EvalItem) -> list[Message]:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_prompt(item)}]
 
 
-def judge_request(item: EvalItem, answer: str) -> list[Message]:
+def judgment_request(item: EvalItem, answer: str) -> JudgeRequest:
+    """What the judge is asked about one answer: a knowledge verdict, or a 1..10 skill rating."""
+    values = {"question": item.question.strip(), "reference": item.answer.strip(), "answer": answer.strip() or "(no answer)"}
     if is_knowledge(item):
-        return judge_messages("judge_knowledge", question=item.question.strip(), reference=item.answer.strip(),
-                              answer=answer.strip() or "(no answer)")
-    return judge_messages("judge_skill", question=item.question.strip(), reference=item.answer.strip(),
-                          context=(item.context or "").strip(), answer=answer.strip() or "(no answer)")
+        return JudgeRequest("judge_knowledge_answer", "knowledge", values)
+    return JudgeRequest("judge_skill", "rating", {**values, "context": (item.context or "").strip()})
 
 
-def parse_judgment(item: EvalItem, text: str) -> Judgment:
-    return parse_knowledge_judgment(text) if is_knowledge(item) else parse_score_judgment(text)
+def judge_request(item: EvalItem, answer: str) -> list[Message]:
+    """The free-text judge messages about one answer."""
+    return judgment_request(item, answer).messages()
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.errors import ConfigError, InputError
-from graftlm.evaluate.judge import judge_messages
+from graftlm.judging import JudgeRequest
 from graftlm.records import SYSTEM_PROMPT
 from graftlm.teacher.base import Message
 
@@ -77,12 +77,12 @@ def turn_messages(question: dict[str, Any], answers: list[str]) -> list[Message]
     return msgs
 
 
-def mt_bench_judge_request(question: dict[str, Any], answers: list[str], turn: int) -> list[Message]:
+def mt_bench_judge_request(question: dict[str, Any], answers: list[str], turn: int) -> JudgeRequest:
     """Single-answer grading of `turn` (0-based); turn 2 is judged with the whole conversation."""
     turns = [{"question": str(q), "answer": a.strip() or "(no answer)"}
              for q, a in zip(question["turns"][: turn + 1], answers[: turn + 1], strict=False)]
     refs = [str(r) for r in question.get("reference") or []][: turn + 1]
-    return judge_messages("judge_mtbench", turns=turns, references=refs)
+    return JudgeRequest("judge_mtbench", "rating", {"turns": turns, "references": refs})
 
 
 # -- drift ------------------------------------------------------------------------------------------

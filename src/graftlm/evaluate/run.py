@@ -29,12 +29,12 @@ from graftlm.artifacts import (
 from graftlm.config import Recipe
 from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import InputError, Location
-from graftlm.evaluate import mc, openbook, retention
+from graftlm.evaluate import judge_check, mc, openbook, retention
 from graftlm.evaluate.answers import ask, fingerprint, gather_limited, is_local, open_teacher
 from graftlm.evaluate.exam import load_exam
-from graftlm.evaluate.judge import JUDGE_STOP, Judgment, close_rating, parse_score_judgment
-from graftlm.evaluate.qa import ItemResult, answer_messages, is_knowledge, judge_request, parse_judgment
+from graftlm.evaluate.qa import ItemResult, answer_messages, is_knowledge, judgment_request
 from graftlm.evaluate.scores import finish, leaf_blocks, metric_entry, qa_entries
+from graftlm.judging import JUDGE_STOP, JudgeRequest, Judgment, judge
 from graftlm.records import EvalItem
 from graftlm.teacher.base import SamplingOptions, Teacher
 
@@ -52,7 +52,8 @@ def run_eval(model: str, data_dir: Path | None, out: Path, recipe: Recipe, *, ba
     documents = documents or (Path(cfg.documents) if cfg.documents else None)
     if data_dir is None and questions is None:
         raise InputError("nothing to evaluate", hint="pass --data (a `graft generate` folder) and/or --questions")
-    items = select_items(load_items(Path(data_dir)), cfg.max_items_per_leaf, cfg.seed) if data_dir else []
+    items = select_items([it for it in load_items(Path(data_dir)) if it.split == "test"], cfg.max_items_per_leaf,
+                         cfg.seed) if data_dir else []
     exam = load_exam(questions) if questions else []
     chunks = load_chunks(Path(data_dir)) if data_dir else {}
     passages = openbook.plan_passages(items + exam, chunks, openbook.document_passages(documents)
@@ -60,10 +61,11 @@ def run_eval(model: str, data_dir: Path | None, out: Path, recipe: Recipe, *, ba
     retention.check_lm_eval(cfg.lm_eval_tasks)
     roles = {"trained": model, **({"base": base_model} if base_model else {})}
     judge_cfg = recipe.judge_or_teacher if cfg.use_judge else None
-    mt_questions = retention.load_mt_bench(cfg.mt_bench_questions) if cfg.mt_bench_questions and judge_cfg else []
+    n_mt = cfg.mt_bench_for(eval_device(roles, recipe)) if judge_cfg else 0
+    mt_questions = retention.load_mt_bench(n_mt) if n_mt else []
     input_hash = hash_obj({
-        "models": {role: [spec, fingerprint(spec)] for role, spec in roles.items()},
-        "judge": [judge_cfg.model_dump(), fingerprint(judge_cfg.model)] if judge_cfg else None,
+        "models": {role: [spec, fingerprint(model_teacher_config(spec, recipe))] for role, spec in roles.items()},
+        "judge": [judge_cfg.model_dump(), fingerprint(judge_cfg)] if judge_cfg else None,
         "eval": cfg.model_dump(), "items": [it.to_json() for it in items + exam],
         "open_book": {k: [p.text, p.how] for k, p in passages.items()}, "chunks": chunks,
     })
@@ -77,13 +79,16 @@ def run_eval(model: str, data_dir: Path | None, out: Path, recipe: Recipe, *, ba
     results = [ItemResult(item) for item in items + exam]
     mt_rows: list[dict[str, Any]] = [{"question": q, "answers": {}, "judgments": {}} for q in mt_questions]
     asyncio.run(_answer_all(roles, results, mt_rows, recipe, out / "cache", passages))
+    check: dict[str, Any] | None = None
     if judge_cfg is not None:
-        asyncio.run(_judge_all(judge_cfg, results, mt_rows, recipe, out / "cache"))
+        cases = judge_check.labelled_set(judge_check.check_texts(chunks, items + exam), cfg.judge_check_items,
+                                         cfg.seed)
+        check = asyncio.run(_judge_all(judge_cfg, results, mt_rows, cases, recipe, out / "cache"))
     for r in results:
         r.score_metrics()
 
     skipped: list[str] = []
-    mc_rows = _multiple_choice(roles, items, chunks, recipe, skipped)
+    mc_rows = _multiple_choice(roles, items, chunks, Path(data_dir) if data_dir else None, recipe, skipped)
     drift_rows = _drift(roles, recipe, skipped)
     lm_eval = _lm_eval(roles, recipe)
     if judge_cfg is None:
@@ -100,8 +105,9 @@ def run_eval(model: str, data_dir: Path | None, out: Path, recipe: Recipe, *, ba
     write_jsonl(out / "answers.jsonl", records)
 
     scores = build_scores(roles, results, mt_rows, mc_rows, drift_rows, lm_eval, recipe,
-                          judged=judge_cfg is not None, skipped=skipped)
+                          judged=judge_cfg is not None, skipped=skipped, judge_accuracy=check)
     scores["judge"] = judge_cfg.model if judge_cfg else None
+    scores["leakage"] = leakage_notes(read_manifest(Path(data_dir)) or {}) if data_dir else {}
     write_json(out / "scores.json", scores)
     write_manifest(out, {
         "stage": "eval", "input_hash": input_hash, "model": model, "base_model": base_model,
@@ -137,6 +143,12 @@ def load_items(data_dir: Path) -> list[EvalItem]:
     return items
 
 
+def leakage_notes(generate_manifest: dict[str, Any]) -> dict[str, str]:
+    """Leaves whose held-out items may share a source chunk with training data, and why."""
+    leaves = generate_manifest.get("leaves") or {}
+    return {leaf: str(s["split"]["leakage"]) for leaf, s in leaves.items() if (s.get("split") or {}).get("leakage")}
+
+
 def load_chunks(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """`chunks.jsonl` by leaf; empty when the file is missing (multiple choice is then skipped)."""
     path = Path(data_dir) / "chunks.jsonl"
@@ -159,6 +171,15 @@ def select_items(items: list[EvalItem], per_leaf: int | None, seed: int) -> list
         ranked = sorted(leaf_items, key=lambda it: hash_obj([seed, it.id]))
         keep.update(it.id for it in ranked[:per_leaf])
     return [it for it in items if it.id in keep]
+
+
+def eval_device(roles: dict[str, str], recipe: Recipe) -> str:
+    """Where the evaluated models run: "cpu" or the accelerator (remote models count as not on this CPU)."""
+    if not any(is_local(spec) for spec in roles.values()):
+        return "remote"
+    from graftlm.models import pick_device
+
+    return pick_device(recipe.eval.device)
 
 
 def model_teacher_config(spec: str, recipe: Recipe) -> TeacherConfig:
@@ -203,32 +224,35 @@ async def _mt_answers(teacher: Teacher, question: dict[str, Any], opts: Sampling
 
 
 async def _judge_all(judge_cfg: TeacherConfig, results: list[ItemResult], mt_rows: list[dict[str, Any]],
-                     recipe: Recipe, cache_dir: Path) -> None:
-    opts = SamplingOptions(temperature=0.0, max_tokens=recipe.eval.judge_max_tokens, seed=recipe.eval.seed,
-                           stop=JUDGE_STOP)
-    judge = open_teacher(judge_cfg, cache_dir)
+                     cases: list[judge_check.LabelledAnswer], recipe: Recipe, cache_dir: Path) -> dict[str, Any]:
+    """The judge's accuracy on the labelled check first, then every judgment; returns the check."""
+    cfg = recipe.eval
+    opts = SamplingOptions(temperature=0.0, max_tokens=cfg.judge_max_tokens, seed=cfg.seed, stop=JUDGE_STOP)
+    judge_teacher = open_teacher(judge_cfg, cache_dir)
     try:
-        jobs: list[tuple[Any, str, int | None, Any]] = []  # (target, role, turn, messages)
+        check = await judge_check.measure(judge_teacher, cases, cfg, judge_cfg.max_in_flight)
+        jobs: list[tuple[Any, str, int | None, JudgeRequest]] = []  # (target, role, turn, request)
         for r in results:
             for role, answer in r.answers.items():
-                jobs.append((r, role, None, judge_request(r.item, answer)))
+                jobs.append((r, role, None, judgment_request(r.item, answer)))
         for row in mt_rows:
             for role, conv in row["answers"].items():
                 for turn in range(len(conv)):
                     jobs.append((row, role, turn, retention.mt_bench_judge_request(row["question"], conv, turn)))
         # Identical requests (e.g. base and trained gave the same answer) are judged once.
-        unique = {hash_obj(m): m for *_, m in jobs}
-        judged = dict(zip(unique, await gather_limited([partial(ask, judge, m, opts) for m in unique.values()],
-                                                       judge_cfg.max_in_flight, "judging"), strict=True))
-        texts = [close_rating(judged[hash_obj(m)]) for *_, m in jobs]
-        for (target, role, at_turn, _), text in zip(jobs, texts, strict=True):
+        unique = {req.key(): req for *_, req in jobs}
+        judged = dict(zip(unique, await gather_limited(
+            [partial(judge, judge_teacher, req, opts, cfg.judge_mode) for req in unique.values()],
+            judge_cfg.max_in_flight, "judging"), strict=True))
+        for target, role, at_turn, req in jobs:
             if isinstance(target, ItemResult):
-                target.judgments[role] = parse_judgment(target.item, text)
+                target.judgments[role] = judged[req.key()]
             else:
                 slots = target["judgments"].setdefault(role, [None] * len(target["answers"][role]))
-                slots[at_turn or 0] = parse_score_judgment(text)
+                slots[at_turn or 0] = judged[req.key()]
     finally:
-        await judge.aclose()
+        await judge_teacher.aclose()
+    return check
 
 
 # -- log-likelihood evaluators (local models only) -------------------------------------------------------
@@ -241,8 +265,13 @@ def _local_roles(roles: dict[str, str], what: str, skipped: list[str]) -> bool:
     return True
 
 
+def held_out_chunks(items: list[EvalItem]) -> set[str]:
+    """Chunks of the reported split: text nothing in training came from."""
+    return {str(it.metadata["chunk_id"]) for it in items if it.split == "test" and it.metadata.get("chunk_id")}
+
+
 def _multiple_choice(roles: dict[str, str], items: list[EvalItem], chunks: dict[str, list[dict[str, Any]]],
-                     recipe: Recipe, skipped: list[str]) -> list[dict[str, Any]]:
+                     data_dir: Path | None, recipe: Recipe, skipped: list[str]) -> list[dict[str, Any]]:
     cfg = recipe.eval
     if not cfg.multiple_choice:
         return []
@@ -254,9 +283,13 @@ def _multiple_choice(roles: dict[str, str], items: list[EvalItem], chunks: dict[
         return []
     if not _local_roles(roles, "multiple choice", skipped):
         return []
-    questions = [q for leaf in leaves
-                 for q in mc.build_questions(leaf, chunks.get(leaf, []), limit=cfg.mc_questions_per_leaf,
-                                             options=cfg.mc_options, seed=cfg.seed)]
+    held = held_out_chunks(load_items(data_dir)) if data_dir else set()
+    questions = []
+    for leaf in leaves:
+        unseen = [c for c in chunks.get(leaf, []) if str(c.get("chunk_id")) in held]
+        source = "held_out" if unseen else "training_text"
+        questions += mc.build_questions(leaf, unseen or chunks.get(leaf, []), limit=cfg.mc_questions_per_leaf,
+                                        options=cfg.mc_options, seed=cfg.seed, source=source)
     if not questions:
         skipped.append("multiple choice: the documents gave no sentence with enough facts of one kind for distractors")
         return []
@@ -301,21 +334,26 @@ def _lm_eval(roles: dict[str, str], recipe: Recipe) -> dict[str, Any]:
 
 def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list[dict[str, Any]],
                  mc_rows: list[dict[str, Any]], drift_rows: list[dict[str, float]], lm_eval: dict[str, Any],
-                 recipe: Recipe, *, judged: bool, skipped: list[str]) -> dict[str, Any]:
+                 recipe: Recipe, *, judged: bool, skipped: list[str],
+                 judge_accuracy: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg = recipe.eval
+    unreliable = judge_accuracy is not None and judge_accuracy.get("reliable") is False
     nb, sd = cfg.bootstrap_samples, cfg.seed
     role_names = list(roles)
     held_out = [r for r in results if r.item.source != "exam"]
     exam = [r for r in results if r.item.source == "exam"]
-    leaves = leaf_blocks(held_out, role_names, judged=judged, n_boot=nb, seed=sd)
+    leaves = leaf_blocks(held_out, role_names, judged=judged, n_boot=nb, seed=sd, unreliable=unreliable)
     for leaf, block in leaves.items():
         leaf_mc = [row for row in mc_rows if row["question"].leaf == leaf]
         if leaf_mc:
+            source = leaf_mc[0]["question"].source
+            what = "held-out document text" if source == "held_out" else "recall of training text"
             block["evaluators"]["multiple_choice"] = metric_entry(
                 {role: [row["results"][role]["correct"] for row in leaf_mc] for role in role_names},
-                description=f"multiple-choice accuracy from the documents ({cfg.mc_options} options, 0..1)",
-                scale=(0.0, 1.0), n_boot=nb, seed=sd)
-    exam_leaves = leaf_blocks(exam, role_names, judged=judged, n_boot=nb, seed=sd)
+                description=f"multiple-choice accuracy, {what} ({cfg.mc_options} options, log-likelihood per "
+                            "token, 0..1)", scale=(0.0, 1.0), n_boot=nb, seed=sd)
+            block["evaluators"]["multiple_choice"]["source"] = source
+    exam_leaves = leaf_blocks(exam, role_names, judged=judged, n_boot=nb, seed=sd, unreliable=unreliable)
     comparisons = finish(leaves, exam_leaves)
 
     overall: dict[str, Any] = {}
@@ -330,24 +368,7 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
 
     ret: dict[str, Any] = {}
     if mt_rows:
-        per_q: dict[str, list[float | None]] = {}
-        errors: dict[str, int] = {}
-        for role in role_names:
-            vals: list[float | None] = []
-            for row in mt_rows:
-                js: list[Judgment | None] = row["judgments"].get(role, [])
-                scores = [j.score for j in js if j is not None and j.score is not None]
-                errors[role] = errors.get(role, 0) + sum(1 for j in js if j is None or j.score is None)
-                vals.append(sum(scores) / len(scores) if scores else None)
-            per_q[role] = vals
-        entry = metric_entry(per_q, description="MT-Bench rating, mean of both turns (1..10)", scale=(1.0, 10.0),
-                             errors=errors, n_boot=nb, seed=sd)
-        for role in role_names:  # errors are counted per judged turn
-            turns = sum(len(row["answers"].get(role, [])) for row in mt_rows)
-            entry[role]["judged_turns"] = turns
-            entry[role]["judge_error_rate"] = errors[role] / turns if turns else None
-        entry["questions"] = len(mt_rows)
-        ret["mt_bench"] = entry
+        ret["mt_bench"] = mt_bench_entry(mt_rows, role_names, n_boot=nb, seed=sd, unreliable=unreliable)
     if drift_rows:
         ret["drift"] = {
             "kl": metric_entry({"trained": [r["kl"] for r in drift_rows]}, higher_is_better=False,
@@ -378,7 +399,47 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
         "retention": ret,
         "skipped": skipped,
         "judge_errors": judge_error_summary(results, mt_rows) if judged else None,
+        "judge_accuracy": judge_accuracy,
     }
+
+
+MT_BENCH_MAX_FAILED = 0.1
+"""No MT-Bench verdict when more than this share of its judgments failed."""
+
+
+def mt_bench_entry(mt_rows: list[dict[str, Any]], roles: list[str], *, n_boot: int, seed: int,
+                   unreliable: bool = False) -> dict[str, Any]:
+    """MT-Bench per role: a question counts only when every turn was judged (its score is the mean of the
+    turns); no verdict when more than 10% of the judgments failed or the judge is unreliable."""
+    per_q: dict[str, list[float | None]] = {}
+    failed: dict[str, int] = {}
+    for role in roles:
+        vals: list[float | None] = []
+        for row in mt_rows:
+            js: list[Judgment | None] = row["judgments"].get(role, [])
+            scores = [j.score for j in js if j is not None and j.score is not None]
+            failed[role] = failed.get(role, 0) + len(js) - len(scores)
+            vals.append(sum(scores) / len(scores) if js and len(scores) == len(js) else None)
+        per_q[role] = vals
+    entry = metric_entry(per_q, description="MT-Bench rating, mean of both turns (1..10)", scale=(1.0, 10.0),
+                         errors=failed, n_boot=n_boot, seed=seed)
+    worst = 0.0
+    for role in roles:  # errors are counted per judged turn
+        turns = sum(len(row["answers"].get(role, [])) for row in mt_rows)
+        entry[role]["judged_turns"] = turns
+        entry[role]["judge_error_rate"] = failed[role] / turns if turns else None
+        entry[role]["questions_counted"] = sum(1 for v in per_q[role] if v is not None)
+        worst = max(worst, entry[role]["judge_error_rate"] or 0.0)
+    entry["questions"] = len(mt_rows)
+    why = ("the judge is unreliable (see judge_accuracy)" if unreliable else
+           f"{worst:.0%} of the judgments failed (over {MT_BENCH_MAX_FAILED:.0%})" if worst > MT_BENCH_MAX_FAILED else "")
+    if why:
+        entry["withheld"] = why
+        if "diff" in entry:
+            entry["diff"]["verdict"] = "withheld"
+    return entry
+
+
 
 
 def judge_error_summary(results: list[ItemResult], mt_rows: list[dict[str, Any]]) -> dict[str, Any]:

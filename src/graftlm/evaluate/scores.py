@@ -59,9 +59,10 @@ def metric_entry(values: Mapping[str, Sequence[float | None]], *, description: s
 
 
 def qa_entries(results: list[ItemResult], roles: Sequence[str], *, judged: bool, n_boot: int,
-               seed: int) -> dict[str, Any]:
+               seed: int, unreliable: bool = False) -> dict[str, Any]:
     """Evaluator blocks for a group of items of one kind (knowledge or skill); knowledge metrics scored
-    open-book too carry the share of the gap closed."""
+    open-book too carry the share of the gap closed; judged metrics of an `unreliable` judge are marked so,
+    and never decide a verdict."""
     if not results:
         return {}
     metrics = KNOWLEDGE_METRICS if is_knowledge(results[0].item) else SKILL_METRICS
@@ -80,6 +81,8 @@ def qa_entries(results: list[ItemResult], roles: Sequence[str], *, judged: bool,
         scale = (1.0, 10.0) if metric == "judge_score" else (0.0, 1.0)
         out[metric] = metric_entry(values, description=description, n_boot=n_boot, seed=seed, errors=errors,
                                    scale=scale, clusters=clusters)
+        if is_judge and unreliable:
+            out[metric]["unreliable"] = True
         if all(role in values for role in (*ROLES, OPEN_BOOK)):
             out[metric]["gap_closed"] = gap_closed(values["base"], values["trained"], values[OPEN_BOOK],
                                                    clusters=clusters, n_boot=n_boot, seed=seed).to_json()
@@ -87,7 +90,7 @@ def qa_entries(results: list[ItemResult], roles: Sequence[str], *, judged: bool,
 
 
 def leaf_blocks(results: list[ItemResult], roles: Sequence[str], *, judged: bool, n_boot: int,
-                seed: int) -> dict[str, Any]:
+                seed: int, unreliable: bool = False) -> dict[str, Any]:
     """Per leaf: its kind, item and cluster counts and evaluator blocks (verdicts come in `finish`)."""
     by_leaf: dict[str, list[ItemResult]] = {}
     for r in results:
@@ -95,7 +98,8 @@ def leaf_blocks(results: list[ItemResult], roles: Sequence[str], *, judged: bool
     return {leaf: {"type": "knowledge" if is_knowledge(group[0].item) else "skill",
                    "leaf_type": group[0].item.leaf_type, "items": len(group),
                    "clusters": len({cluster_of(r.item) for r in group}),
-                   "evaluators": qa_entries(group, roles, judged=judged, n_boot=n_boot, seed=seed)}
+                   "evaluators": qa_entries(group, roles, judged=judged, n_boot=n_boot, seed=seed,
+                                            unreliable=unreliable)}
             for leaf, group in by_leaf.items()}
 
 
@@ -127,8 +131,8 @@ def primary_metric(kind: str, evaluators: dict[str, Any]) -> str | None:
             continue
         if metric in JUDGE_METRICS:
             rate = entry.get("trained", {}).get("judge_error_rate")
-            if rate is None or rate > 0.5:  # a judge that mostly cannot follow the format is not the answer
-                continue
+            if rate is None or rate > 0.5 or entry.get("unreliable"):  # a judge that mostly cannot follow the
+                continue  # format, or failed its accuracy check, is not the answer
         if entry.get("trained", {}).get("n"):
             return metric
     return None
@@ -140,7 +144,9 @@ def verdict(kind: str, evaluators: dict[str, Any], family: int = 1) -> dict[str,
     metric = primary_metric(kind, evaluators)
     if metric is None:
         judged = evaluators.get("judge_score", {}).get("trained")
-        if judged and judged.get("judge_errors"):
+        if evaluators.get("judge_score", {}).get("unreliable"):
+            why = "the judge failed its accuracy check (scores.json judge_accuracy); use a stronger judge (`--judge`)"
+        elif judged and judged.get("judge_errors"):
             total = judged["judge_errors"] + judged["n"]
             why = (f"the judge's ratings could not be parsed for {judged['judge_errors']} of {total} answers; "
                    "use a stronger judge (`--judge`)")
@@ -201,7 +207,7 @@ def _also(kind: str, primary: str, evaluators: dict[str, Any]) -> list[dict[str,
         e = evaluators.get(metric)
         if metric == primary or not e or not e.get("diff") or e["diff"].get("p_value") is None:
             continue
-        if metric in JUDGE_METRICS and (e["trained"].get("judge_error_rate") or 0) > 0.5:
+        if metric in JUDGE_METRICS and ((e["trained"].get("judge_error_rate") or 0) > 0.5 or e.get("unreliable")):
             continue
         d = e["diff"]
         out.append({"metric": metric, "verdict": d["verdict"], "p_value": d["p_value"],

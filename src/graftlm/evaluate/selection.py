@@ -4,6 +4,8 @@
 Knowledge phases: the checkpoint answers a seeded subset of held-out knowledge questions, scored by token
 F1 (cheap on a CPU, no judge). The skills phase: it answers held-out skill questions and the judge rates
 them 1..10. `eval.selection_metric` overrides the choice; `eval.selection_items` sets the subset size.
+Items come from the selection split (`generate.eval_selection_share`), which the final evaluation never
+reports; every checkpoint of a phase is scored with one metric on the same items.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from pathlib import Path
 from graftlm.artifacts import hash_obj
 from graftlm.config import Recipe
 from graftlm.evaluate.answers import ask, gather_limited, open_teacher
-from graftlm.evaluate.judge import JUDGE_STOP, close_rating
 from graftlm.evaluate.metrics import token_f1
-from graftlm.evaluate.qa import answer_messages, is_knowledge, judge_request, parse_judgment
+from graftlm.evaluate.qa import answer_messages, is_knowledge, judgment_request
 from graftlm.evaluate.run import load_items, model_teacher_config
+from graftlm.judging import JUDGE_STOP, judge
 from graftlm.records import EvalItem
 from graftlm.teacher.base import SamplingOptions
 
@@ -35,20 +37,31 @@ def make_scorer(data_dir: Path, recipe: Recipe) -> Scorer:
     before training starts)."""
     cfg = recipe.eval
     items = load_items(Path(data_dir))
-    knowledge = _subset([it for it in items if is_knowledge(it)], cfg.selection_items, cfg.seed)
-    skills = _subset([it for it in items if not is_knowledge(it)], cfg.selection_items, cfg.seed)
+    held = [it for it in items if it.split == "selection"]
+    if not held:
+        log.warning("%s has no selection split (generate.eval_selection_share is 0, or the data predates it): "
+                    "checkpoints are scored on items the final evaluation reports", data_dir)
+        held = items
+    knowledge = _subset([it for it in held if is_knowledge(it)], cfg.selection_items, cfg.seed)
+    skills = _subset([it for it in held if not is_knowledge(it)], cfg.selection_items, cfg.seed)
 
     def score(checkpoint: Path, phase_kind: str) -> float:
         chosen = skills if (phase_kind == "skills" and skills) or not knowledge else knowledge
-        metric = cfg.selection_metric
-        if metric == "auto":
-            metric = "judge" if chosen is skills and cfg.use_judge else "f1"
+        metric = selection_metric(cfg.selection_metric, chosen is skills, cfg.use_judge)
         value = asyncio.run(_score(str(checkpoint), chosen, metric, recipe))
         log.info("checkpoint %s (%s phase): %s score %.4f on %d items", checkpoint, phase_kind, metric, value,
                  len(chosen))
         return value
 
     return score
+
+
+def selection_metric(configured: str, skills: bool, use_judge: bool) -> str:
+    """The one metric of every checkpoint of a phase: `auto` is the judge for skills (when judging is on),
+    token F1 otherwise."""
+    if configured != "auto":
+        return configured
+    return "judge" if skills and use_judge else "f1"
 
 
 def _subset(items: list[EvalItem], n: int, seed: int) -> list[EvalItem]:
@@ -69,8 +82,8 @@ def _rank(item: EvalItem, seed: int) -> str:
 
 
 async def _score(spec: str, items: list[EvalItem], metric: str, recipe: Recipe) -> float:
-    """Mean token F1 (0..1) or mean judge rating (1..10) of the checkpoint's answers. Judgments that cannot
-    be parsed are left out; if none can be parsed the F1 on the judge's scale (1 + 9 F1) stands in."""
+    """Mean token F1 (0..1) or mean judge rating (1..10) of the checkpoint's answers. A judgment that fails
+    counts as the lowest rating, so every checkpoint of a phase is scored on the same metric and items."""
     if not items:
         return 0.0
     cfg = recipe.eval
@@ -81,21 +94,18 @@ async def _score(spec: str, items: list[EvalItem], metric: str, recipe: Recipe) 
                                        recipe.eval.max_in_flight, "selection answers")
     finally:
         await teacher.aclose()
-    f1 = sum(token_f1(a, it.answer) for a, it in zip(answers, items, strict=True)) / len(items)
     if metric == "f1":
-        return f1
+        return sum(token_f1(a, it.answer) for a, it in zip(answers, items, strict=True)) / len(items)
     judge_cfg = recipe.judge_or_teacher
-    judge = open_teacher(judge_cfg, None)
+    judge_teacher = open_teacher(judge_cfg, None)
     jopts = SamplingOptions(temperature=0.0, max_tokens=cfg.judge_max_tokens, seed=cfg.seed, stop=JUDGE_STOP)
     try:
-        texts = await gather_limited([partial(ask, judge, judge_request(it, a), jopts)
-                                      for it, a in zip(items, answers, strict=True)],
-                                     judge_cfg.max_in_flight, "selection judging")
+        judged = await gather_limited([partial(judge, judge_teacher, judgment_request(it, a), jopts, cfg.judge_mode)
+                                       for it, a in zip(items, answers, strict=True)],
+                                      judge_cfg.max_in_flight, "selection judging")
     finally:
-        await judge.aclose()
-    scores = [j.score for it, t in zip(items, texts, strict=True)
-              if (j := parse_judgment(it, close_rating(t))).score is not None]
-    if not scores:
-        log.warning("the judge's ratings of %s could not be parsed; using token F1 on the 1..10 scale", spec)
-        return 1 + 9 * f1
-    return sum(scores) / len(scores)
+        await judge_teacher.aclose()
+    failed = sum(1 for j in judged if j.score is None)
+    if failed:
+        log.warning("%d of %d judgments of %s failed; each counts as the lowest rating", failed, len(judged), spec)
+    return sum(j.score if j.score is not None else 1.0 for j in judged) / len(judged)

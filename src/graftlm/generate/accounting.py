@@ -25,6 +25,8 @@ class LeafAccount:
     eval_items: int = 0
     eval_generated: int = 0
     by_task: Counter[str] = field(default_factory=Counter)
+    split: dict[str, Any] = field(default_factory=dict)
+    """How held-out items were split off (`graftlm.generate.split.SplitPlan.to_json`)."""
 
     def reject(self, stage: str, reason: str) -> None:
         self.rejected.setdefault(stage, Counter())[reason] += 1
@@ -45,6 +47,7 @@ class LeafAccount:
             "eval_items": self.eval_items,
             "eval_generated": self.eval_generated,
             "by_task": dict(sorted(self.by_task.items())),
+            "split": self.split,
         }
 
     def warning(self, leaf: str) -> str | None:

@@ -2,7 +2,7 @@
 fixed share of malformed, off-format and low-scored ones so that every parser fallback and reject path
 is exercised by the pipeline tests and dry runs.
 
-Each prompt is recognised by the first line of its template (`prompts/*.j2`); a test checks that every
+Each prompt is recognised by the first line of its template (`graftlm/prompts/*.j2`); a test checks that every
 template has a handler here.
 """
 

@@ -10,7 +10,7 @@ import asyncio
 import math
 from typing import Any
 
-from graftlm.generate.parse import parse_answer, parse_questions, parse_rating, parse_verdict
+from graftlm.generate.parse import Rating, Verdict, parse_answer, parse_questions, parse_rating, parse_verdict
 from graftlm.generate.pipeline import (
     PRIORITY,
     Context,
@@ -20,7 +20,16 @@ from graftlm.generate.pipeline import (
     failed,
     make_sample,
 )
-from graftlm.generate.templates import render
+from graftlm.judging import RATING_3, YES_NO, ChoiceVerdict, Scale
+from graftlm.templates import render
+
+
+async def _by_probabilities(ctx: Context, template: str, scale: Scale, priority: int,
+                            values: dict[str, Any]) -> ChoiceVerdict | None:
+    """The judge's verdict read from probabilities (`generate.judge_mode`), or None to judge in text."""
+    if ctx.config.judge_mode == "text":
+        return None
+    return await ctx.judge.choose(render(template, direct=True, **values), scale, priority)
 
 
 async def pair_stages(ctx: Context, unit: Unit, question: str, *, seed_question: str, seed_answer: str,
@@ -32,18 +41,23 @@ async def pair_stages(ctx: Context, unit: Unit, question: str, *, seed_question:
     request_hashes = list(hashes)
     scores: dict[str, Any] = {}
     if ctx.config.judge_questions:
-        reply = await ctx.judge.chat(render("judge_question", task=task, question=question, context=context),
-                                     ctx.judging(), PRIORITY["judge_question"])
-        request_hashes.append(reply.request_hash)
-        if why := failed(reply):
-            res.reject("judge_question", why, question)
-            return res
-        verdicts = parse_verdict(reply.texts[0])
-        if not verdicts.items:
-            res.reject_parse("judge_question", verdicts.rejects, question=question)
-            return res
-        if verdicts.items[0].value != 1:
-            res.reject("judge_question", "judged_0", question, explanation=verdicts.items[0].explanation)
+        values: dict[str, Any] = {"task": task, "question": question, "context": context}
+        by_probability = await _by_probabilities(ctx, "judge_question", YES_NO, PRIORITY["judge_question"], values)
+        if by_probability is not None:
+            verdict = Verdict(int(by_probability.best == "yes"), by_probability.describe())
+        else:
+            reply = await ctx.judge.chat(render("judge_question", **values), ctx.judging(), PRIORITY["judge_question"])
+            request_hashes.append(reply.request_hash)
+            if why := failed(reply):
+                res.reject("judge_question", why, question)
+                return res
+            verdicts = parse_verdict(reply.texts[0])
+            if not verdicts.items:
+                res.reject_parse("judge_question", verdicts.rejects, question=question)
+                return res
+            verdict = verdicts.items[0]
+        if verdict.value != 1:
+            res.reject("judge_question", "judged_0", question, explanation=verdict.explanation)
             return res
         scores["question"] = 1
 
@@ -60,17 +74,21 @@ async def pair_stages(ctx: Context, unit: Unit, question: str, *, seed_question:
     answer = answers.items[0]
 
     if ctx.config.rate_pairs:
-        reply = await ctx.judge.chat(render("rate_pair", task=task, question=question, answer=answer,
-                                            context=context), ctx.judging(), PRIORITY["rate"])
-        request_hashes.append(reply.request_hash)
-        if why := failed(reply):
-            res.reject("rate", why, question, answer=answer)
-            return res
-        ratings = parse_rating(reply.texts[0])
-        if not ratings.items:
-            res.reject_parse("rate", ratings.rejects, question=question, answer=answer)
-            return res
-        rating = ratings.items[0]
+        pair: dict[str, Any] = {"task": task, "question": question, "answer": answer, "context": context}
+        by_probability = await _by_probabilities(ctx, "rate_pair", RATING_3, PRIORITY["rate"], pair)
+        if by_probability is not None:
+            rating = Rating(int(by_probability.best), by_probability.describe())
+        else:
+            reply = await ctx.judge.chat(render("rate_pair", **pair), ctx.judging(), PRIORITY["rate"])
+            request_hashes.append(reply.request_hash)
+            if why := failed(reply):
+                res.reject("rate", why, question, answer=answer)
+                return res
+            ratings = parse_rating(reply.texts[0])
+            if not ratings.items:
+                res.reject_parse("rate", ratings.rejects, question=question, answer=answer)
+                return res
+            rating = ratings.items[0]
         if rating.score < ctx.config.rating_threshold:
             res.reject("rate", f"rating_{rating.score}", question, answer=answer, explanation=rating.explanation)
             return res

@@ -9,7 +9,7 @@ import asyncio
 from graftlm.generate.freeform import collect_questions, merge, pair_stages
 from graftlm.generate.parse import parse_context
 from graftlm.generate.pipeline import PRIORITY, Context, GroundedPayload, Unit, UnitResult, failed
-from graftlm.generate.templates import render
+from graftlm.templates import render
 
 
 async def run_grounded_unit(ctx: Context, unit: Unit, p: GroundedPayload) -> UnitResult:

@@ -21,8 +21,8 @@ from graftlm.generate.pipeline import (
     failed,
     make_sample,
 )
-from graftlm.generate.templates import render
 from graftlm.taxonomy.model import QA
+from graftlm.templates import render
 
 AUX_INSTRUCTIONS = {
     "detailed_summary": "Summarize the following document in detail.",
@@ -80,7 +80,7 @@ async def _check_pair(ctx: Context, unit: Unit, pair: QA, chunk_text: str, qa_ha
     hashes = [qa_hash]
     scores: dict[str, Any] = {}
     if ctx.config.judge_knowledge:
-        reply = await ctx.judge.chat(render("judge_knowledge", chunk=chunk_text, question=pair.question,
+        reply = await ctx.judge.chat(render("check_knowledge_pair", chunk=chunk_text, question=pair.question,
                                             answer=pair.answer), ctx.judging(), PRIORITY["judge_knowledge"])
         hashes.append(reply.request_hash)
         if why := failed(reply):

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from graftlm.judging import find_rating, find_verdict
 from graftlm.taxonomy.model import QA
 
 T = TypeVar("T")
@@ -223,31 +224,19 @@ def parse_context(text: str) -> Parsed[str]:
     return out
 
 
-_VERDICT_RE = re.compile(r"(?:verdict|label|score|answer)\s*[:=]?\s*[*\[(]*\s*([01])\b", re.I)
-
-
 def parse_verdict(text: str) -> Parsed[Verdict]:
-    """`judge_question`: explanation, then `Verdict: 0|1`. Falls back to a final bare 0/1 or a
-    leading yes/no."""
+    """`judge_question`: explanation, then `Verdict: 0|1` (read by the judging layer's verdict parser, which
+    also takes a final bare 0/1 or a leading yes/no)."""
     out: Parsed[Verdict] = Parsed()
     text = (text or "").strip()
     if not text:
         out.rejects.append(Reject("empty"))
         return out
-    hits = list(_VERDICT_RE.finditer(text))
-    if hits:
-        m = hits[-1]
-        out.items.append(Verdict(int(m.group(1)), text[: m.start()].strip()))
-        return out
-    tail = re.search(r"\b([01])\W*$", text)
-    if tail:
-        out.items.append(Verdict(int(tail.group(1)), text[: tail.start()].strip()))
-        return out
-    head = re.match(r"^\W*(yes|no)\b", text, re.I)
-    if head:
-        out.items.append(Verdict(1 if head.group(1).lower() == "yes" else 0, text))
-        return out
-    out.rejects.append(Reject("unparsable", text))
+    found = find_verdict(text, short=True)
+    if found is None:
+        out.rejects.append(Reject("unparsable", text))
+    else:
+        out.items.append(Verdict(int(found[0]), text[: found[1]].strip()))
     return out
 
 
@@ -269,27 +258,21 @@ def _norm(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
-_RATING_RE = re.compile(r"(?:rating|score)\s*[:=]?\s*[*\[(]*\s*(\d+)", re.I)
-
-
 def parse_rating(text: str) -> Parsed[Rating]:
-    """`rate_pair`: explanation, then `Rating: 1..3`. Falls back to `N/3` or a bare final number."""
+    """`rate_pair`: explanation, then `Rating: 1..3` (read by the judging layer's rating parser)."""
     out: Parsed[Rating] = Parsed()
     text = (text or "").strip()
     if not text:
         out.rejects.append(Reject("empty"))
         return out
-    hits = list(_RATING_RE.finditer(text))
-    m = hits[-1] if hits else re.search(r"\b(\d)\s*/\s*3\b", text) or re.search(r"\b(\d)\W*$", text)
-    if m is None:
+    found = find_rating(text, 1, 3)
+    if found is None:
         out.rejects.append(Reject("unparsable", text))
-        return out
-    score = int(m.group(1))
-    if not 1 <= score <= 3:
+    elif found[0] is None or found[0] != int(found[0]):
         out.rejects.append(Reject("out_of_range", text))
-        return out
-    explanation = _after_label(text[: m.start()], ("Explanation",)).strip()
-    out.items.append(Rating(score, explanation))
+    else:
+        explanation = _after_label(text[: found[1]], ("Explanation",)).strip()
+        out.items.append(Rating(int(found[0]), explanation))
     return out
 
 
@@ -348,7 +331,7 @@ KNOWLEDGE_CHECKS = ("faithful", "relevant", "standalone")
 
 
 def parse_knowledge_check(text: str) -> Parsed[KnowledgeCheck]:
-    """`judge_knowledge`: `Faithful:`, `Relevant:`, `Standalone:` each yes/no. Checks the teacher left
+    """`check_knowledge_pair`: `Faithful:`, `Relevant:`, `Standalone:` each yes/no. Checks the teacher left
     out are not counted; a judgment with none of them falls back to a leading yes/no for all."""
     out: Parsed[KnowledgeCheck] = Parsed()
     text = (text or "").strip()

@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from graftlm.judging import ChoiceVerdict, Scale, judge_by_probabilities
 from graftlm.teacher.base import Message, SamplingOptions, Teacher
 from graftlm.teacher.cache import request_key
 
@@ -103,6 +104,22 @@ class RequestPool:
         self.requests += 1
         self.cached += int(result.cached)
         return Reply(texts=list(result.texts), request_hash=result.request_hash or self.request_hash(messages, options))
+
+    async def choose(self, messages: list[Message], scale: Scale, priority: int = 0) -> ChoiceVerdict | None:
+        """A judge's verdict read from the probabilities of `scale`'s allowed replies (`graftlm.judging`);
+        None when the teacher cannot report them or the request failed (the caller then judges in text)."""
+        await self._sem.acquire(priority)
+        self._tick(+1)
+        try:
+            return await judge_by_probabilities(self.teacher, messages, scale)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a failure here costs a text judgment, never the run
+            log.warning("judging by probabilities failed: %s: %s", type(e).__name__, e)
+            return None
+        finally:
+            self._tick(-1)
+            self._sem.release()
 
     def request_hash(self, messages: list[Message], options: SamplingOptions) -> str:
         """The call cache's hash of this request, so failed or uncached calls are named the same way."""

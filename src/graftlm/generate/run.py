@@ -54,6 +54,7 @@ from graftlm.generate.pipeline import (
     candidates_per_leaf,
 )
 from graftlm.generate.pool import RequestPool
+from graftlm.generate.split import TRAIN, SplitPlan, group_of, per_item_parts, plan_split
 from graftlm.records import EvalItem
 from graftlm.taxonomy.model import Leaf, LeafType
 from graftlm.teacher.base import Teacher
@@ -535,9 +536,24 @@ def _grounded_text(context: str | None, question: str) -> str:
     return f"{context}\n\n{question}"
 
 
+def split_leaf(leaf: Leaf, results: list[UnitResult], unique: list[dict[str, Any]],
+               cfg: GenerateConfig) -> tuple[SplitPlan, dict[str, str]]:
+    """The leaf's split by source group (chunk or seed) and the part of every unique candidate."""
+    groups = [group_of(c) for r in results for c in r.candidates]
+    seed = f"{cfg.seed}:{leaf.name}"
+    split = plan_split(groups, cfg.eval_generated_share, cfg.eval_selection_share, seed,
+                       "chunk" if leaf.is_knowledge else "seed" if leaf.type is LeafType.GROUNDED_SKILL else "sample")
+    if split.note:
+        log.warning("leaf %s: %s", leaf.name, split.note)
+        parts = per_item_parts([c["id"] for c in unique], cfg.eval_generated_share, cfg.eval_selection_share, seed)
+        return split, {c["id"]: parts.get(c["id"], TRAIN) for c in unique}
+    return split, {c["id"]: split.part(group_of(c)) for c in unique}
+
+
 def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: GenerateConfig,
                 acc: LeafAccount) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Dedup against seeds, held-out items and earlier candidates; move a share to eval; cap at target."""
+    """Dedup against seeds, held-out items and earlier candidates; move whole held-out chunks (or seeds) to
+    eval; cap at target."""
     leaf = plan.leaf
     index = NearDuplicateIndex(cfg.dedup_threshold)
     for i, q in enumerate(plan.seed_questions):
@@ -560,18 +576,16 @@ def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: GenerateConfig,
         index.add(cand["id"], question)
         unique.append(cand)
 
-    rng = random.Random(f"{cfg.seed}:eval:{leaf.name}")
-    n_eval = int(len(unique) * cfg.eval_generated_share)
-    eval_ids = {c["id"] for c in rng.sample(unique, n_eval)} if n_eval else set()
+    split, parts = split_leaf(leaf, results, unique, cfg)
     evals: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     for cand in unique:
         meta = cand["metadata"]
-        if cand["id"] in eval_ids:
+        if parts[cand["id"]] != TRAIN:
             item = _eval_item(leaf, meta.get("question") or cand["messages"][1]["content"], cand["messages"][2]["content"],
                               meta.get("context"), meta.get("seed") if isinstance(meta.get("seed"), int) else -1,
-                              {"sample_id": cand["id"], "chunk_id": meta.get("chunk_id"), "scores": meta.get("scores")},
-                              source="generated")
+                              {"sample_id": cand["id"], "chunk_id": meta.get("chunk_id"), "scores": meta.get("scores"),
+                               "group": group_of(cand), "split": parts[cand["id"]]}, source="generated")
             evals.append(item.to_json())
             continue
         if len(kept) >= cfg.samples_per_leaf:
@@ -582,8 +596,10 @@ def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: GenerateConfig,
         kept.append(cand)
     acc.eval_generated = len(evals)
     acc.eval_items = len(plan.eval_items) + len(evals)
-    for r in results:
-        kept.extend(c for c in r.candidates if c["metadata"]["task"] not in ("qa", "skill"))
+    acc.split = split.to_json()
+    for r in results:  # auxiliary tasks (summaries, facts) of held-out chunks are not trained on either
+        kept.extend(c for c in r.candidates
+                    if c["metadata"]["task"] not in ("qa", "skill") and split.part(group_of(c)) == TRAIN)
     acc.kept = len(kept)
     acc.by_task.update(c["metadata"]["task"] for c in kept)
     return kept, rejects, evals

@@ -8,6 +8,8 @@ Generation, judging and evaluation all talk to a teacher through this protocol o
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,10 +27,15 @@ class SamplingOptions:
     stop: tuple[str, ...] = ()
     n: int = 1
     seed: int | None = None
+    top_logprobs: int | None = None
+    """Return the log-probabilities of this many most likely tokens at every generated position (None: no
+    log-probabilities; OpenAI's `logprobs: true, top_logprobs: k`)."""
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stop"] = list(self.stop)
+        if self.top_logprobs is None:  # requests without log-probabilities keep their cache keys
+            del d["top_logprobs"]
         return d
 
 
@@ -42,9 +49,65 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class TokenPosition:
+    """One generated token and the most likely tokens at its position, with their log-probabilities."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Completion:
     text: str
     finish_reason: str | None = None
+    logprobs: tuple[TokenPosition, ...] = ()
+    """Per generated token, when the request asked for `top_logprobs`."""
+
+
+def _norm_token(token: str) -> str:
+    return token.strip().lower()
+
+
+def _alternatives(position: TokenPosition) -> dict[str, float]:
+    """Log-probabilities by normalised token text (" Yes" and "yes" are one verdict)."""
+    out: dict[str, float] = {}
+    for token, lp in position.top:
+        key = _norm_token(token)
+        out[key] = lp if key not in out else _logaddexp(out[key], lp)
+    return out
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    hi = max(a, b)
+    return hi + math.log(math.exp(a - hi) + math.exp(b - hi))
+
+
+def choice_logprobs(positions: Sequence[TokenPosition], choices: Sequence[str]) -> dict[str, float]:
+    """log P(reply == choice) for short replies (yes/no, 1..10) from the top tokens at the first two
+    generated positions. A choice that is one token is read at the first position; a choice that extends
+    the token actually generated first ("10" after "1", on tokenizers that split digits) takes its share of
+    that token's probability from the second position. Choices not among the reported tokens get -inf."""
+    if not positions:
+        return {c: -math.inf for c in choices}
+    first = _alternatives(positions[0])
+    out = {c: first.get(c, -math.inf) for c in choices}
+    taken = _norm_token(positions[0].token)
+    longer = [c for c in choices if len(c) > len(taken) and c.startswith(taken)] if taken else []
+    if len(positions) > 1 and longer and taken in first:
+        second = _alternatives(positions[1])
+        base, share = first[taken], 0.0
+        for c in longer:
+            lp = second.get(c[len(taken):], -math.inf)
+            out[c] = _logaddexp(out[c], base + lp)
+            share += math.exp(lp)
+        if taken in out:
+            out[taken] = base + math.log(max(1.0 - share, 1e-12))
+    return out
 
 
 @dataclass(frozen=True)

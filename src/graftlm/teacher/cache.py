@@ -13,6 +13,7 @@ moment loses at most the answers in flight and never corrupts what is stored.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -189,6 +190,25 @@ class CachedTeacher:
         self.cache.put(rh, result, split_tokens(raw.usage.completion_tokens, options.n))
         self.cache.log_call(rh, result, options.n)
         return result
+
+    async def choice_logprobs(self, messages: list[Message], choices: tuple[str, ...]) -> dict[str, float] | None:
+        """The wrapped teacher's verdict log-probabilities (`graftlm.judging`) through the cache; None when
+        it cannot report them."""
+        inner = getattr(self.teacher, "choice_logprobs", None)
+        if inner is None:
+            return None
+        rh = hash_obj({"choices": list(choices), "request": request_key(self.model_id, messages, SamplingOptions())})
+        stored = self.cache.get(rh, 1)
+        if stored is not None:
+            self.hits += 1
+            value = json.loads(stored[0][1])
+        else:
+            self.misses += 1
+            value = await inner(messages, choices)
+            result = ChatResult((Completion(json.dumps(value), "logprobs"),), model=self.model_id, request_hash=rh)
+            self.cache.put(rh, result, [0])
+            self.cache.log_call(rh, result, 1)
+        return None if value is None else {str(k): float(v) for k, v in value.items()}
 
     async def aclose(self) -> None:
         try:

@@ -26,7 +26,15 @@ from httpx import USE_CLIENT_DEFAULT
 from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import TeacherError
 from graftlm.redact import split_credentials, strip_credentials
-from graftlm.teacher.base import ChatResult, Completion, Message, SamplingOptions, Usage
+from graftlm.teacher.base import (
+    ChatResult,
+    Completion,
+    Message,
+    SamplingOptions,
+    TokenPosition,
+    Usage,
+    choice_logprobs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +142,7 @@ class HttpTeacher:
         }
         self._verify: Any = None
         self._has_key = bool(api_key)
+        self.logprobs_missing = False
         self.timeout_s = timeout_s
 
     @classmethod
@@ -174,6 +183,20 @@ class HttpTeacher:
         self.usage = self.usage + result.usage
         self.requests += 1
         return result
+
+    async def choice_logprobs(self, messages: list[Message], choices: tuple[str, ...]) -> dict[str, float] | None:
+        """log P(reply == choice) for short allowed replies from the server's `top_logprobs` (vLLM, llama.cpp,
+        `graft serve`); None when the server returns no log-probabilities (then judges parse text)."""
+        if self.use_completions or self.logprobs_missing:
+            return None
+        body = {"model": await self.resolve_model(), "messages": messages, "temperature": 0.0, "max_tokens": 2,
+                "logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        positions = parse_logprobs(await self.request("POST", "/chat/completions", json=body))
+        if positions is None:
+            self.logprobs_missing = True
+            log.info("%s returns no logprobs; judges read its verdicts from text", self.model_id)
+            return None
+        return choice_logprobs(positions, [c.lower() for c in choices])
 
     async def aclose(self) -> None:
         self._bind_loop()  # pools made in a loop that has ended cannot be closed from this one
@@ -403,6 +426,21 @@ def parse_completion(data: Any, completions_api: bool, n: int, model: str) -> Ch
         usage=Usage(_token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens")),
         model=data["model"] if isinstance(data.get("model"), str) and data["model"] else model,
     )
+
+
+TOP_LOGPROBS = 20
+"""Top tokens asked per position when judging by probabilities (OpenAI's and vLLM's default limit)."""
+
+
+def parse_logprobs(data: Any) -> list[TokenPosition] | None:
+    """The first choice's token log-probabilities of a chat-completions body, or None when it has none."""
+    try:
+        content = data["choices"][0]["logprobs"]["content"]
+        return [TokenPosition(str(p["token"]), float(p["logprob"]),
+                              tuple((str(a["token"]), float(a["logprob"])) for a in p.get("top_logprobs") or []))
+                for p in content] or None
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
 
 
 def _template_renderer(spec: str) -> Any:

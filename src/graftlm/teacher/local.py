@@ -11,15 +11,17 @@ row at end-of-sequence, at its own `max_tokens`, or at one of its stop strings.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import TeacherError
-from graftlm.teacher.base import ChatResult, Completion, Message, SamplingOptions, Usage
+from graftlm.teacher.base import ChatResult, Completion, Message, SamplingOptions, TokenPosition, Usage
 from graftlm.teacher.batching import Batcher
 
 
@@ -33,6 +35,7 @@ class Row:
     max_tokens: int
     stop: tuple[str, ...]
     seed: int
+    top_logprobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class RowOutput:
     text: str
     finish_reason: str
     completion_tokens: int
+    logprobs: tuple[TokenPosition, ...] = ()
 
 
 def row_seed(seed: int | None, index: int) -> int:
@@ -80,6 +84,8 @@ class LocalTeacher:
         eos = getattr(model.generation_config, "eos_token_id", None) or tokenizer.eos_token_id
         self.eos_ids = frozenset(eos if isinstance(eos, list) else [eos])
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
+        self._forward_lock = threading.Lock()
+        self._texts: list[tuple[int, str]] | None = None
         self.max_batch_tokens = max_batch_tokens
         self.batcher: Batcher[Row, RowOutput] = Batcher(self._generate_rows, max_batch=max_batch, wait_s=wait_s,
                                                         name=f"graft-generate-{model_id}", fits=self.fits)
@@ -131,13 +137,13 @@ class LocalTeacher:
             raise TeacherError(f"max_tokens must be at least 1, got {options.max_tokens}")
         max_tokens = min(options.max_tokens, room)
         return [Row(tuple(ids), float(options.temperature), float(options.top_p), max_tokens, tuple(options.stop),
-                    row_seed(options.seed, i)) for i in range(options.n)]
+                    row_seed(options.seed, i), options.top_logprobs) for i in range(options.n)]
 
     def result(self, rows: list[Row], outs: list[RowOutput], start: float) -> ChatResult:
         usage = Usage(len(rows[0].prompt_ids), sum(o.completion_tokens for o in outs))
         self.usage = self.usage + usage
         return ChatResult(
-            completions=tuple(Completion(o.text, o.finish_reason) for o in outs),
+            completions=tuple(Completion(o.text, o.finish_reason, o.logprobs) for o in outs),
             usage=usage, model=self.model_id, latency_s=time.perf_counter() - start,
         )
 
@@ -155,6 +161,53 @@ class LocalTeacher:
 
     async def aclose(self) -> None:
         self.batcher.close()
+
+    # -- verdicts by probabilities (graftlm.judging) -------------------------------------------------
+
+    async def choice_logprobs(self, messages: list[Message], choices: tuple[str, ...]) -> dict[str, float]:
+        """log P(reply == choice) for each short allowed reply, from the model's exact next-token
+        distributions over every token whose text is a choice or the start of one."""
+        ids = self.render(messages)
+        if len(ids) + 2 > self.context_length:
+            raise TeacherError(f"the judge prompt is {len(ids)} tokens but {self.model_id} has a context of "
+                               f"{self.context_length} tokens", hint="shorten the answers or the reference")
+        return await asyncio.to_thread(self._choice_logprobs, ids, choices)
+
+    def _choice_logprobs(self, ids: list[int], choices: tuple[str, ...]) -> dict[str, float]:
+        from graftlm.teacher.base import choice_logprobs
+
+        lowered = [c.lower() for c in choices]
+        wanted = {c[:k] for c in lowered for k in range(1, len(c) + 1)}
+        positions: list[TokenPosition] = []
+        prefix = list(ids)
+        for _ in range(2):  # a second position only for choices longer than the first token ("10" after "1")
+            logp = self._next_logprobs(prefix)
+            candidates = [(i, text) for i, text in self._token_texts() if text.strip().lower() in wanted]
+            if not candidates:
+                break
+            best_id, best_text = max(candidates, key=lambda c: logp[c[0]])
+            positions.append(TokenPosition(best_text, logp[best_id], tuple((text, logp[i]) for i, text in candidates)))
+            done = best_text.strip().lower()
+            wanted = {w[len(done):] for w in wanted if w.startswith(done) and len(w) > len(done)}
+            if not wanted:
+                break
+            prefix.append(best_id)
+        return choice_logprobs(positions, lowered)
+
+    def _next_logprobs(self, ids: list[int]) -> Any:
+        import torch
+
+        device = next(self.model.parameters()).device
+        with self._forward_lock, torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=device)).logits
+        return torch.log_softmax(logits[0, -1].float(), dim=-1).cpu().tolist()
+
+    def _token_texts(self) -> list[tuple[int, str]]:
+        """(id, text) of every non-special token, decoded once."""
+        if self._texts is None:
+            special = set(self.tokenizer.all_special_ids)
+            self._texts = [(i, self.tokenizer.decode([i])) for i in range(len(self.tokenizer)) if i not in special]
+        return self._texts
 
     # -- the batched generate call (runs in the batcher's thread) ----------------------------------
 
@@ -193,8 +246,12 @@ class LocalTeacher:
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             text, hit = truncate_at_stop(text, r.stop)
             reason = "stop" if hit or stopper.reasons[i] == "stop" else "length"
-            outs.append(RowOutput(text, reason, len(ids)))
+            outs.append(RowOutput(text, reason, len(ids), self._positions(sampler.logprobs[i][:len(ids)])))
         return outs
+
+    def _positions(self, steps: list[tuple[int, float, list[tuple[int, float]]]]) -> tuple[TokenPosition, ...]:
+        decode = self.tokenizer.decode
+        return tuple(TokenPosition(decode([tok]), lp, tuple((decode([i]), v) for i, v in top)) for tok, lp, top in steps)
 
 
 class RowSampler:
@@ -209,6 +266,9 @@ class RowSampler:
         self.generators = [torch.Generator(device=device).manual_seed(r.seed) for r in rows]
         self.greedy = [r.temperature <= 0 for r in rows]
         self.nucleus = any(r.top_p < 1.0 and r.temperature > 0 for r in rows)
+        self.top_k = [r.top_logprobs for r in rows]
+        self.logprobs: list[list[tuple[int, float, list[tuple[int, float]]]]] = [[] for _ in rows]
+        """Per row and step: (picked token, its log-probability, the top tokens), for rows that asked."""
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -225,9 +285,21 @@ class RowSampler:
                 if not greedy:
                     j = torch.multinomial(probs[i], 1, generator=self.generators[i])[0]
                     picked[i] = order[i, j] if self.nucleus else j
+        if any(k is not None for k in self.top_k):
+            self._record(scores, picked)
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(1, picked[:, None], 0.0)
         return out
+
+    def _record(self, scores: Any, picked: Any) -> None:
+        import torch
+
+        logp = torch.log_softmax(scores, dim=-1)
+        for i, k in enumerate(self.top_k):
+            if k is not None:
+                values, ids = logp[i].topk(min(k, logp.shape[-1]))
+                tok = int(picked[i])
+                self.logprobs[i].append((tok, float(logp[i, tok]), list(zip(ids.tolist(), values.tolist(), strict=True))))
 
 
 class RowStopper:

@@ -25,14 +25,16 @@ class ServerFailed(RuntimeError):
 
 @contextlib.contextmanager
 def running_server(model: str | Path, args: Sequence[str] = (), *, env: dict[str, str] | None = None,
-                   unset: Sequence[str] = (), log: Path | None = None, timeout_s: float = 90.0) -> Iterator[str]:
+                   unset: Sequence[str] = (), log: Path | None = None, timeout_s: float = 90.0,
+                   port: int | None = None) -> Iterator[str]:
     """Run `python -m graftlm serve MODEL --port P *args` until the block ends; yields `http://127.0.0.1:P`.
 
-    `env` adds to this process's environment, `unset` removes variables from it. Waits until `/health` answers; raises ServerFailed with the server's log if it exits or times out.
+    `env` adds to this process's environment, `unset` removes variables from it; `port` picks the port
+    (default: a free one). Waits until `/health` answers; raises ServerFailed with the server's log if it exits or times out.
     The process is terminated (then killed) on exit."""
     import httpx
 
-    port = free_port()
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     full_env = {k: v for k, v in os.environ.items() if k not in unset}
     full_env.update(HF_HUB_OFFLINE="1", **(env or {}))

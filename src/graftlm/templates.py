@@ -1,4 +1,5 @@
-"""The one templating layer: every teacher prompt is a Jinja file in `prompts/`, rendered here."""
+"""The one templating layer: every prompt graftlm sends (generation, judging, evaluation) is a Jinja file in
+`graftlm/prompts/`, rendered here with missing values raising instead of rendering empty."""
 
 from __future__ import annotations
 
@@ -20,17 +21,22 @@ TEMPLATES = (
     "answer",
     "rate_pair",
     "knowledge_qa",
-    "judge_knowledge",
+    "check_knowledge_pair",
     "aux_detailed_summary",
     "aux_extractive_summary",
     "aux_atomic_facts",
 )
+"""The generation prompts (the fake teacher answers each of them)."""
+
+JUDGE_TEMPLATES = ("judge_knowledge_answer", "judge_skill", "judge_mtbench", "judge_question", "rate_pair")
+"""Prompts whose answer is a verdict; each renders a `direct` variant that asks for the verdict alone
+(judging by probabilities, `graftlm.judging`)."""
 
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("graftlm.generate", "prompts"),
+        loader=jinja2.PackageLoader("graftlm", "prompts"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         trim_blocks=True,
@@ -44,6 +50,6 @@ def render_text(name: str, **variables: Any) -> str:
     return text.strip() + "\n"
 
 
-def render(name: str, **variables: Any) -> list[Message]:
+def render(name: str, *, system: str = SYSTEM, **variables: Any) -> list[Message]:
     """Chat messages (system + user) for prompt `name`."""
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": render_text(name, **variables)}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": render_text(name, **variables)}]
