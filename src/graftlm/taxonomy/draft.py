@@ -465,7 +465,7 @@ class _Session:
 
 
 async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, outline: str) -> list[list[QA]]:
-    from graftlm.generate.templates import render
+    from graftlm.templates import render
     from graftlm.teacher.base import SamplingOptions
 
     taken: set[str] = set()
@@ -486,7 +486,7 @@ async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, 
 
 async def _draft_examples(session: _Session, task: str, examples: list[QA]) -> list[QA]:
     from graftlm.generate.parse import parse_answer, parse_questions
-    from graftlm.generate.templates import render
+    from graftlm.templates import render
     from graftlm.teacher.base import SamplingOptions
 
     seeds = list(examples[:SEEDS])
