@@ -56,6 +56,14 @@ class MixConfig(Section):
     """Fraction of the knowledge phases' own samples (knowledge-1 + knowledge-2) replayed in the skills phase:
     the replay buffer that keeps the new knowledge from being forgotten. Values above 1 repeat samples."""
 
+    document_ratio: float = Field(default=1.0, ge=0)
+    """Knowledge phase (`knowledge-1`, or the `stacked` phase): document-style samples (trained on every
+    token) per Q&A sample (trained on the answer), per leaf. The leaf's own document chunks (`chunks.jsonl`
+    of the generate folder) are added, repeated as whole copies and then a seeded sample, until the phase's
+    document-style samples (those chunks plus generated unmasked views such as summaries) reach this many per
+    Q&A sample. Every chunk is added at least once, even at 0: the document's own text is always a view, so
+    training never teaches less than the document itself (pre-instruction tuning, arXiv 2402.12847)."""
+
     extra: list[ExtraDataset] = Field(default_factory=list)
     """Extra datasets (your existing instruction data) mixed into phases by fraction or count."""
 
