@@ -14,7 +14,7 @@ Data sets (`--rows`):
 - `baseline`: no teacher at all: the leaf's seed Q&A plus the documents' chunks as text with loss on every
   token, repeated `--repeats` times;
 - `ceiling`: hand-written Q&A, one or more per fact of both documents and phrased unlike the exam
-  (`examples/exams/vescary-handwritten-qa.jsonl`), plus the chunks as text, repeated the same way;
+  (`examples/exams/vescary-handwritten-qa.jsonl`, 75 facts), once, plus the chunks as text, repeated the same way;
 - `pipeline-old` / `pipeline-new` (with `--pipeline-dir`, a `graft generate` folder of the example taxonomy):
   the leaf's generated samples as they are (old), or through `graftlm.mix`'s knowledge phase, which adds the
   documents' own text at `--document-ratio` (new). Without `--pipeline-dir` they are skipped with a note.
@@ -122,7 +122,7 @@ def datasets(args: argparse.Namespace) -> tuple[dict[str, list[Any]], list[str]]
         elif name == "ceiling":
             written = read_qa_file(args.handwritten, ("question", "answer", "fact"))
             out[name] = (qa_samples(leaf, [(r["question"], r["answer"]) for r in written], "handwritten")
-                         + documents) * args.repeats
+                         + documents * args.repeats)
         elif args.pipeline_dir is None:
             notes.append(f"{name}: skipped (pass --pipeline-dir, a `graft generate` folder of examples/taxonomy)")
         else:
