@@ -82,3 +82,26 @@ def test_tiny_run_prints_one_table_and_resumes(bench, tmp_path: Path,  # type: i
     assert bench.main(args) == 0
     assert (tmp_path / "out" / "rows" / "baseline_plain.json").stat().st_mtime_ns == stamp
     assert "baseline/kl" in capsys.readouterr().out
+
+
+def test_pipeline_rows_take_the_leaf_samples_of_a_generate_folder(bench, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from graftlm.artifacts import write_jsonl
+
+    from .conftest import sample
+
+    leaf, chunks = bench.leaf_and_chunks(250)
+    own = [sample(f"q{i}", "knowledge", 5) for i in range(12)]
+    for s in own:
+        s.metadata["leaf"] = leaf.name
+    other = sample("elsewhere", "knowledge", 5)
+    write_jsonl(tmp_path / "train.jsonl", [s.to_json() for s in [*own, other]])
+    write_jsonl(tmp_path / "chunks.jsonl", chunks[:2])
+    args = bench.parse_args(["--rows", "pipeline-old,pipeline-new", "--pipeline-dir", str(tmp_path),
+                             "--document-ratio", "0.5"])
+    data, notes = bench.datasets(args)
+    assert notes == []
+    assert sorted(s.id for s in data["pipeline-old"]) == sorted(s.id for s in own)
+    new = data["pipeline-new"]
+    documents = [s for s in new if s.metadata["task"] == "document"]
+    assert len(new) == 12 + 6 and len(documents) == 6 and all(s.unmask for s in documents)
+    assert {s.metadata["chunk_id"] for s in documents} == {c["chunk_id"] for c in chunks[:2]}
