@@ -293,6 +293,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep-models", action="store_true", help="keep each row's trained checkpoint")
+    ap.add_argument("--finished-only", action="store_true",
+                    help="print the table of the rows already finished in --out; train nothing")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = ap.parse_args(argv)
     args.rows = [r.strip() for r in args.rows.split(",") if r.strip()]
@@ -331,7 +333,11 @@ def main(argv: list[str] | None = None) -> int:
 
     base_file = args.out / "base.json"
     base = json.loads(base_file.read_text()) if base_file.is_file() else None
-    if base is None or base.get("exam") != [it["question"] for it in exam] or base.get("student") != str(student):
+    stale = base is None or base.get("exam") != [it["question"] for it in exam] or base.get("student") != str(student)
+    if stale and args.finished_only:
+        print(f"error: {args.out} has no finished rows for this exam and student", file=sys.stderr)
+        return 1
+    if stale:
         log.info("scoring the base model closed-book and open-book on %d exam items", len(exam))
         base = {"student": str(student), "exam": [it["question"] for it in exam],
                 "closed": exam_score(student, exam, False, args.max_new_tokens),
@@ -349,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
             if done.is_file() and json.loads(done.read_text()).get("key") == key:
                 results.append(json.loads(done.read_text()))
                 log.info("row %s: done before", name)
+                continue
+            if args.finished_only:
+                notes.append(f"{name}: not finished yet")
                 continue
             log.info("row %s: training on %d samples (%s)", name, len(samples), over or "no forgetting control")
             row = run_row(name, samples, cfg, student, args, exam, base, facts)

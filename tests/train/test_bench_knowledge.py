@@ -82,6 +82,11 @@ def test_tiny_run_prints_one_table_and_resumes(bench, tmp_path: Path,  # type: i
     assert bench.main(args) == 0
     assert (tmp_path / "out" / "rows" / "baseline_plain.json").stat().st_mtime_ns == stamp
     assert "baseline/kl" in capsys.readouterr().out
+    # --finished-only prints the finished rows and names the others, training nothing
+    assert bench.main([*args[:-2], "--finished-only", "--variants", '{"plain": {}, "lower": {"learning_rate": 1e-5}}']) == 0
+    out = capsys.readouterr().out
+    assert "baseline/plain" in out and "baseline/lower: not finished yet" in out
+    assert not (tmp_path / "out" / "train" / "baseline_lower").exists()
 
 
 def test_pipeline_rows_take_the_leaf_samples_of_a_generate_folder(bench, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
