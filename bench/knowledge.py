@@ -38,6 +38,7 @@ import re
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def leaf_and_chunks(chunk_tokens: int) -> tuple[Any, list[dict[str, Any]]]:
     from graftlm.taxonomy.load import parse_leaf
 
     leaf = parse_leaf(LEAF, ROOT / "examples" / "taxonomy")
-    chunks = []
+    chunks: list[dict[str, Any]] = []
     for doc in DOCUMENTS:
         text = doc.read_text(encoding="utf-8")
         sha = hashlib.sha256(text.encode()).hexdigest()
@@ -170,45 +171,47 @@ def exam_messages(item: dict[str, Any], open_book: bool) -> list[dict[str, str]]
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def answers(folder: Path, prompts: list[list[dict[str, str]]], max_new_tokens: int, desc: str) -> list[str]:
+def answers(folder: Path, prompts: list[list[dict[str, str]]], max_new_tokens: int, desc: str,
+            device: str = "cpu") -> list[str]:
     """Greedy answers of the model in `folder`, batched by the local teacher."""
     from graftlm.evaluate.answers import ask, gather_limited
     from graftlm.models import load_model
     from graftlm.teacher.base import SamplingOptions
     from graftlm.teacher.local import LocalTeacher
 
-    model, tok = load_model(str(folder), device="cpu", dtype="float32")
+    model, tok = load_model(str(folder), device=device, dtype="float32")
     teacher = LocalTeacher(model, tok, model_id=folder.name, max_batch=len(prompts))
     opts = SamplingOptions(temperature=0.0, max_tokens=max_new_tokens)
 
     async def run() -> list[str]:
         try:
-            return await gather_limited([lambda m=m: ask(teacher, m, opts) for m in prompts], len(prompts), desc)
+            return await gather_limited([partial(ask, teacher, m, opts) for m in prompts], len(prompts), desc)
         finally:
             await teacher.aclose()
 
     return asyncio.run(run())
 
 
-def exam_score(folder: Path, exam: list[dict[str, Any]], open_book: bool, max_new_tokens: int) -> dict[str, Any]:
+def exam_score(folder: Path, exam: list[dict[str, Any]], open_book: bool, max_new_tokens: int,
+               device: str = "cpu") -> dict[str, Any]:
     """Mean fact recall on the exam, the count of fully answered items, and the answers."""
     said = answers(folder, [exam_messages(it, open_book) for it in exam], max_new_tokens,
-                   "open-book" if open_book else "closed-book")
+                   "open-book" if open_book else "closed-book", device)
     scores = [recall(a, list(it["keywords"])) for a, it in zip(said, exam, strict=True)]
     return {"recall": sum(scores) / len(scores), "full": sum(1 for s in scores if s == 1.0),
             "answers": [{"question": it["question"], "answer": a, "recall": s}
                         for it, a, s in zip(exam, said, scores, strict=True)]}
 
 
-def perplexities(base: Path, trained: Path) -> tuple[float, float]:
+def perplexities(base: Path, trained: Path, device: str = "cpu") -> tuple[float, float]:
     """Perplexity of the base and the trained model on the evaluation's general conversations."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from graftlm.evaluate.retention import drift
 
     tok = AutoTokenizer.from_pretrained(str(base))
-    m_base = AutoModelForCausalLM.from_pretrained(str(base)).eval()
-    m_trained = AutoModelForCausalLM.from_pretrained(str(trained)).eval()
+    m_base = AutoModelForCausalLM.from_pretrained(str(base)).eval().to(device)
+    m_trained = AutoModelForCausalLM.from_pretrained(str(trained)).eval().to(device)
     rows = drift((m_base, tok), (m_trained, tok))
     return (math.exp(sum(r["nll_base"] for r in rows) / len(rows)),
             math.exp(sum(r["nll_trained"] for r in rows) / len(rows)))
@@ -221,7 +224,7 @@ def train_config(args: argparse.Namespace, student: Path, variant: dict[str, Any
 
     base = {"student": str(student), "epochs": args.epochs, "batch_size": 4, "learning_rate": args.lr,
             "warmup_steps": 2, "schedule": "constant", "max_seq_len": 512, "max_tokens_per_row": 1024,
-            "save_epoch_end": False, "num_threads": args.threads, "device": "cpu"}
+            "save_epoch_end": False, "num_threads": args.threads, "device": args.device}
     return TrainConfig.model_validate({**base, **variant})
 
 
@@ -235,11 +238,11 @@ def run_row(name: str, samples: list[Any], cfg: Any, student: Path, args: argpar
     spec = PhaseSpec(name="stacked", kind="knowledge", samples=samples, start_model=student, out=out,
                      input_hash=hash_obj([[s.to_json() for s in samples], cfg.model_dump(mode="json")]))
     start = time.perf_counter()
-    manifest = train_phase(spec, cfg, Dist(device="cpu"))
+    manifest = train_phase(spec, cfg, Dist(device="cuda:0" if args.device == "cuda" else "cpu"))
     seconds = time.perf_counter() - start
     trained = Path(manifest["selected"])
-    closed = exam_score(trained, exam, False, args.max_new_tokens)
-    ppl_base, ppl_trained = perplexities(student, trained)
+    closed = exam_score(trained, exam, False, args.max_new_tokens, args.device)
+    ppl_base, ppl_trained = perplexities(student, trained, args.device)
     gap = base["open"]["recall"] - base["closed"]["recall"]
     if not args.keep_models:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
@@ -292,6 +295,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--exam-limit", type=int, default=None, help="score only the first N exam items (smoke tests)")
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train and evaluate")
     ap.add_argument("--keep-models", action="store_true", help="keep each row's trained checkpoint")
     ap.add_argument("--finished-only", action="store_true",
                     help="print the table of the rows already finished in --out; train nothing")
@@ -332,16 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     base_file = args.out / "base.json"
-    base = json.loads(base_file.read_text()) if base_file.is_file() else None
+    base: dict[str, Any] | None = json.loads(base_file.read_text()) if base_file.is_file() else None
     stale = base is None or base.get("exam") != [it["question"] for it in exam] or base.get("student") != str(student)
     if stale and args.finished_only:
         print(f"error: {args.out} has no finished rows for this exam and student", file=sys.stderr)
         return 1
-    if stale:
+    if base is None or stale:
         log.info("scoring the base model closed-book and open-book on %d exam items", len(exam))
         base = {"student": str(student), "exam": [it["question"] for it in exam],
-                "closed": exam_score(student, exam, False, args.max_new_tokens),
-                "open": exam_score(student, exam, True, args.max_new_tokens)}
+                "closed": exam_score(student, exam, False, args.max_new_tokens, args.device),
+                "open": exam_score(student, exam, True, args.max_new_tokens, args.device)}
         base_file.write_text(json.dumps(base, indent=1))
     log.info("base: closed-book %.2f, open-book %.2f", base["closed"]["recall"], base["open"]["recall"])
 
