@@ -62,14 +62,10 @@ class BenchInputError(ValueError):
 def read_qa_file(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
     """A JSONL file of Q&A records, each with the `required` fields (strings, or a non-empty list of strings
     for `keywords`)."""
+    from graftlm.artifacts import read_jsonl
+
     rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise BenchInputError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    for i, rec in enumerate(read_jsonl(path), start=1):  # a bad JSON line raises InputError naming it
         for key in required:
             value = rec.get(key) if isinstance(rec, dict) else None
             ok = (isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value)
