@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "generate"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the seeds of tests/generate/conftest.py
 
 
 def serve(port: int, latency: float, ready: mp.synchronize.Event) -> None:  # type: ignore[name-defined]
@@ -92,30 +92,26 @@ def free_port() -> int:
 
 def make_taxonomy(root: Path, leaves: int) -> Path:
     """`leaves` leaves: mostly freeform skills, every fourth grounded, every fifth knowledge."""
-    from conftest import (  # tests/generate/conftest.py
-        FREEFORM_SEEDS,
-        GROUNDED_SEEDS,
-        KNOWLEDGE_SEEDS,
-        make_docs_repo,
-        write_leaf,
-    )
+    from tests.generate.conftest import DOC, FREEFORM_SEEDS, GROUNDED_SEEDS, KNOWLEDGE_SEEDS
+
+    from graftlm.testing.taxonomy import docs_repo, write_leaf
 
     tax = root / "taxonomy"
-    repo, commit = make_docs_repo(root)
+    repo, commit = docs_repo(root / "docs-repo", {"brindle.md": DOC})
     for i in range(leaves):
         if i % 5 == 4:
-            write_leaf(tax / "knowledge" / f"topic{i}", {
+            write_leaf(tax, f"knowledge/topic{i}", {
                 "version": 3, "created_by": "bench", "domain": f"domain {i}", "document_outline": f"Document {i}.",
                 "document": {"repo": str(repo), "commit": commit, "patterns": ["*.md"]},
                 "seed_examples": [{"context": c, "questions_and_answers": [{"question": f"{q} ({i})", "answer": a}
                                                                           for q, a in qas]}
                                   for c, qas in KNOWLEDGE_SEEDS]})
         elif i % 4 == 3:
-            write_leaf(tax / "compositional_skills" / "grounded" / f"skill{i}", {
+            write_leaf(tax, f"compositional_skills/grounded/skill{i}", {
                 "version": 3, "created_by": "bench", "task_description": f"Grounded task number {i}.",
                 "seed_examples": [{"context": f"{c} Case {i}.", "question": q, "answer": a} for q, a, c in GROUNDED_SEEDS]})
         else:
-            write_leaf(tax / "compositional_skills" / "writing" / f"skill{i}", {
+            write_leaf(tax, f"compositional_skills/writing/skill{i}", {
                 "version": 3, "created_by": "bench", "task_description": f"Freeform task number {i}.",
                 "seed_examples": [{"question": f"{q} (variant {i})", "answer": a} for q, a in FREEFORM_SEEDS]})
     return tax

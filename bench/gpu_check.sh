@@ -36,8 +36,28 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
   python3 -c "import liger_kernel; print('liger-kernel importable')" 2>&1 | tail -1
 } 2>&1 | tee "$OUT_DIR/gpu.txt"
 
-timeout 200 python3 -m pytest -q -p no:cacheprovider tests/train/test_gpu.py 2>&1 | tee "$OUT_DIR/gpu_tests.log"
+timeout 200 python3 -m pytest -q -rs -p no:cacheprovider --junitxml "$OUT_DIR/gpu_tests.xml" tests/train/test_gpu.py \
+  2>&1 | tee "$OUT_DIR/gpu_tests.log"
 tests_rc=${PIPESTATUS[0]}
+# Skipped tests make pytest exit 0: count the tests that really ran, and stop when none did.
+ran=$(python3 - "$OUT_DIR/gpu_tests.xml" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except (OSError, ET.ParseError):
+    print(0)
+    raise SystemExit
+suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+print(sum(int(s.get("tests", 0)) - int(s.get("skipped", 0)) for s in suites))
+PY
+)
+echo "gpu tests that ran: $ran"
+if [ "${ran:-0}" = 0 ]; then
+  echo "FAILED: no GPU test ran (all skipped or none collected: no CUDA GPU, or torch without CUDA?)" >&2
+  exit 1
+fi
 
 timeout 420 python3 bench/train_throughput.py --steps 4 --warmup 2 --json "$OUT_DIR/train_throughput.json" \
   2>&1 | tee "$OUT_DIR/train_throughput.log"

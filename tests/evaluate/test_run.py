@@ -7,11 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from eval_helpers import KNOWLEDGE_LEAF, SKILL_LEAF, make_generate_dir, read_lines
 
 from graftlm.config import recipe_from_dict
 from graftlm.errors import InputError
 from graftlm.evaluate.run import run_eval, select_items
+
+from .eval_helpers import KNOWLEDGE_LEAF, SKILL_LEAF, make_generate_dir, read_lines
 
 FAKE = {"teacher": {"model": "fake"}, "eval": {"mt_bench_questions": 3, "bootstrap_samples": 200}}
 
@@ -191,7 +192,6 @@ def test_a_missing_judge_model_fails_before_any_answer(generate_dir: Path, tmp_p
 
 def test_a_knowledge_verdict_mentions_the_other_judge_free_evidence() -> None:
     from graftlm.evaluate.run import build_scores
-    from graftlm.evaluate.stats import compare
 
     results = _results("I think it is fine.")
     for r in results:  # the trained model's answers are no better by F1 ...
@@ -205,4 +205,5 @@ def test_a_knowledge_verdict_mentions_the_other_judge_free_evidence() -> None:
     assert v["metric"] == "token_f1" and v["answer"] == "not significant"
     assert [a["metric"] for a in v["also"]] == ["multiple_choice"]
     assert v["also"][0]["verdict"] == "better" and "Also: multiple-choice accuracy" in v["text"]
-    assert v["also"][0]["p_value"] == compare([0.0] * 8, [1.0] * 8).p_value
+    # 8 paired items, all better: of the 2^8 sign flips only all-up and all-down are as extreme.
+    assert v["also"][0]["p_value"] == 2 / 256

@@ -3,11 +3,11 @@ leaf whose document lives in a real local git repository."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+
+from graftlm.testing.taxonomy import build_taxonomy, docs_repo
 
 DOC = """# The Brindle Valley
 
@@ -76,43 +76,25 @@ KNOWLEDGE_SEEDS = [
 ]
 
 
-def _git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def make_docs_repo(root: Path) -> tuple[Path, str]:
-    repo = root / "docs-repo"
-    repo.mkdir(parents=True)
-    (repo / "brindle.md").write_text(DOC, encoding="utf-8")
-    _git("init", "-q", cwd=repo)
-    _git("-c", "user.name=t", "-c", "user.email=t@example.com", "add", "brindle.md", cwd=repo)
-    _git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "doc", cwd=repo)
-    return repo, _git("rev-parse", "HEAD", cwd=repo)
-
-
-def write_leaf(folder: Path, data: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "qna.yaml").write_text(yaml.safe_dump(data, sort_keys=False, width=1000), encoding="utf-8")
-
-
 def make_taxonomy(root: Path, *, knowledge: bool = True) -> Path:
     """Write the miniature taxonomy under `root/taxonomy` and return that folder."""
-    tax = root / "taxonomy"
-    write_leaf(tax / "compositional_skills" / "writing" / "polite", {
-        "version": 3, "created_by": "tests", "task_description": "Write polite requests.",
-        "seed_examples": [{"question": q, "answer": a} for q, a in FREEFORM_SEEDS]})
-    write_leaf(tax / "compositional_skills" / "grounded" / "summary", {
-        "version": 3, "created_by": "tests", "task_description": "Summarize a passage in one sentence.",
-        "seed_examples": [{"context": c, "question": q, "answer": a} for q, a, c in GROUNDED_SEEDS]})
+    leaves: dict[str, dict] = {
+        "compositional_skills/writing/polite": {
+            "version": 3, "created_by": "tests", "task_description": "Write polite requests.",
+            "seed_examples": [{"question": q, "answer": a} for q, a in FREEFORM_SEEDS]},
+        "compositional_skills/grounded/summary": {
+            "version": 3, "created_by": "tests", "task_description": "Summarize a passage in one sentence.",
+            "seed_examples": [{"context": c, "question": q, "answer": a} for q, a, c in GROUNDED_SEEDS]},
+    }
     if knowledge:
-        repo, commit = make_docs_repo(root)
-        write_leaf(tax / "knowledge" / "geography" / "brindle", {
+        repo, commit = docs_repo(root / "docs-repo", {"brindle.md": DOC})
+        leaves["knowledge/geography/brindle"] = {
             "version": 3, "created_by": "tests", "domain": "fictional geography",
             "document_outline": "The Brindle Valley: rivers, towns and economy.",
             "document": {"repo": str(repo), "commit": commit, "patterns": ["*.md"]},
             "seed_examples": [{"context": c, "questions_and_answers": [{"question": q, "answer": a} for q, a in qas]}
-                              for c, qas in KNOWLEDGE_SEEDS]})
-    return tax
+                              for c, qas in KNOWLEDGE_SEEDS]}
+    return build_taxonomy(root / "taxonomy", leaves)
 
 
 @pytest.fixture

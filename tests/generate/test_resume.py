@@ -1,5 +1,8 @@
 """Crash safety: SIGKILL a real `python -m graftlm generate` mid-run, rerun it, and get exactly the output
-of an uninterrupted run, with no completed teacher call repeated."""
+of an uninterrupted run, with no completed teacher call repeated.
+
+The teacher is a real HTTP server in the test that holds its requests once the journal has the lines
+the test waits for: each signal lands while a request is held, so the run cannot have finished first."""
 
 from __future__ import annotations
 
@@ -8,15 +11,19 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from graftlm.generate.fake_responses import respond
+from graftlm.testing.fake_server import FakeServer, fake_server
+
 from .conftest import make_taxonomy
 
 RECIPE = """teacher:
-  model: "fake:0.04"
+  model: "{url}"
+  model_name: fake-teacher
   max_in_flight: 2
 generate:
   samples_per_leaf: 10
@@ -32,21 +39,18 @@ def _journal_lines(out: Path) -> int:
     return path.read_bytes().count(b"\n") if path.is_file() else 0
 
 
-def _run_and_kill(cmd: list[str], env: dict[str, str], out: Path, after_lines: int,
+def _run_and_kill(cmd: list[str], env: dict[str, str], server: FakeServer, hold_when: Callable[[], bool],
                   sig: signal.Signals = signal.SIGKILL) -> int:
+    """Run `cmd` until the server holds a request (from when `hold_when()` is true), then send `sig`."""
+    server.hold(hold_when)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
     try:
-        while _journal_lines(out) < after_lines:
+        while not server.holding.wait(timeout=0.5):
             if proc.poll() is not None:
-                pytest.fail(f"generate finished (rc {proc.returncode}) before it could be killed")
-            if time.monotonic() > deadline:
-                pytest.fail("generate made no progress")
-            time.sleep(0.02)
-        time.sleep(0.05)  # land the kill between journal lines, with requests in flight
+                pytest.fail(f"generate finished (rc {proc.returncode}) before the teacher held a request")
         proc.send_signal(sig)
     finally:
-        rc = proc.wait(timeout=30)
+        rc = proc.wait(timeout=60)
     return rc
 
 
@@ -54,22 +58,23 @@ def test_kill_and_resume_gives_the_uninterrupted_output(tmp_path: Path):
     env = {**os.environ, "GRAFTLM_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
     tax = make_taxonomy(tmp_path, knowledge=True)
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(RECIPE)
     out = tmp_path / "killed"
     cmd = _cmd(tax, out, recipe)
+    with fake_server([respond]) as server:
+        recipe.write_text(RECIPE.format(url=server.url))
+        _run_and_kill(cmd, env, server, lambda: _journal_lines(out) >= 2)
+        assert not (out / "manifest.json").exists()
+        first = _journal_lines(out)
+        # Ctrl-C: a clean stop with the "interrupted" exit code, finished work kept
+        assert _run_and_kill(cmd, env, server, lambda: _journal_lines(out) >= first + 3, sig=signal.SIGINT) == 130
+        assert not (out / "manifest.json").exists() and _journal_lines(out) >= first + 3
+        server.release()
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert (out / "manifest.json").is_file()
 
-    _run_and_kill(cmd, env, out, after_lines=2)
-    assert not (out / "manifest.json").exists()
-    first = _journal_lines(out)
-    # Ctrl-C: a clean stop with the "interrupted" exit code, finished work kept
-    assert _run_and_kill(cmd, env, out, after_lines=first + 3, sig=signal.SIGINT) == 130
-    assert not (out / "manifest.json").exists() and _journal_lines(out) >= first + 3
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert (out / "manifest.json").is_file()
-
-    clean = tmp_path / "clean"
-    ref = subprocess.run(_cmd(tax, clean, recipe), env=env, capture_output=True, text=True, timeout=120)
+        clean = tmp_path / "clean"
+        ref = subprocess.run(_cmd(tax, clean, recipe), env=env, capture_output=True, text=True, timeout=120)
     assert ref.returncode == 0, ref.stderr
     for name in ("train.jsonl", "eval.jsonl", "chunks.jsonl"):
         assert (out / name).read_bytes() == (clean / name).read_bytes(), name

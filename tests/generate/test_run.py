@@ -49,7 +49,7 @@ def lines(path: Path) -> list[dict]:
 
 def test_generate_writes_complete_consistent_output(taxonomy: Path, tmp_path: Path):
     out = tmp_path / "gen"
-    teacher = RecordingTeacher(FakeTeacher())
+    teacher = RecordingTeacher(FakeTeacher([fake_responses.respond]))
     run_generate(taxonomy, out, recipe(), teacher=teacher, progress=False)
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -115,7 +115,7 @@ def test_generate_writes_complete_consistent_output(taxonomy: Path, tmp_path: Pa
                 assert jaccard(shingles(ref), shingles(text)) < 0.7
 
     # A complete directory is not redone; without the manifest, the journal makes it without calls.
-    again = RecordingTeacher(FakeTeacher())
+    again = RecordingTeacher(FakeTeacher([fake_responses.respond]))
     before = (out / "train.jsonl").read_bytes()
     run_generate(taxonomy, out, recipe(), teacher=again, progress=False)
     (out / "manifest.json").unlink()
@@ -126,7 +126,7 @@ def test_generate_writes_complete_consistent_output(taxonomy: Path, tmp_path: Pa
 
 def test_teacher_failures_become_rejects(taxonomy: Path, tmp_path: Path):
     out = tmp_path / "gen"
-    teacher = RecordingTeacher(FakeTeacher(), fail_every=4)
+    teacher = RecordingTeacher(FakeTeacher([fake_responses.respond]), fail_every=4)
     run_generate(taxonomy, out, recipe(max_failed_share=0.5), teacher=teacher, progress=False)
     reasons = {(r["stage"], r["reason"]) for r in lines(out / "rejects.jsonl")}
     assert any(reason == "teacher_error:TeacherError" for _, reason in reasons)
@@ -140,15 +140,15 @@ def test_teacher_failures_become_rejects(taxonomy: Path, tmp_path: Path):
 def test_failing_teacher_stops_and_rerun_retries(taxonomy: Path, tmp_path: Path):
     out = tmp_path / "gen"
     with pytest.raises(TeacherError, match="requests failed"):
-        run_generate(taxonomy, out, recipe(), teacher=RecordingTeacher(FakeTeacher(), fail_every=2),
+        run_generate(taxonomy, out, recipe(), teacher=RecordingTeacher(FakeTeacher([fake_responses.respond]), fail_every=2),
                      progress=False)
     assert not (out / "manifest.json").exists()
-    retry = RecordingTeacher(FakeTeacher())
+    retry = RecordingTeacher(FakeTeacher([fake_responses.respond]))
     run_generate(taxonomy, out, recipe(), teacher=retry, progress=False)
     assert retry.prompts  # the failed requests are retried
     assert not any(r["reason"].startswith("teacher_error") for r in lines(out / "rejects.jsonl"))
     clean = tmp_path / "clean"
-    run_generate(taxonomy, clean, recipe(), teacher=FakeTeacher(), progress=False)
+    run_generate(taxonomy, clean, recipe(), teacher=FakeTeacher([fake_responses.respond]), progress=False)
     assert (out / "train.jsonl").read_bytes() == (clean / "train.jsonl").read_bytes()
 
 
@@ -216,10 +216,10 @@ def test_cli_generate_and_errors(taxonomy: Path, tmp_path: Path, capsys: pytest.
 def test_changed_config_is_not_served_stale_results(taxonomy: Path, tmp_path: Path):
     out = tmp_path / "gen"
     leaves = _skill_leaves(taxonomy)
-    run_generate(taxonomy, out, recipe(), leaves=leaves, teacher=FakeTeacher(), progress=False)
+    run_generate(taxonomy, out, recipe(), leaves=leaves, teacher=FakeTeacher([fake_responses.respond]), progress=False)
     ratings = {s["metadata"]["scores"]["rating"] for s in lines(out / "train.jsonl")}
     assert ratings == {2, 3}
-    again = RecordingTeacher(FakeTeacher())
+    again = RecordingTeacher(FakeTeacher([fake_responses.respond]))
     run_generate(taxonomy, out, recipe(rating_threshold=3), leaves=leaves, teacher=again, progress=False)
     assert {s["metadata"]["scores"]["rating"] for s in lines(out / "train.jsonl")} == {3}
     assert json.loads((out / "manifest.json").read_text())["config"]["rating_threshold"] == 3

@@ -13,12 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
 from graftlm.run import STAGES, build_docs_repo
+from graftlm.testing.taxonomy import build_taxonomy
 
 DOC = """# The Copper Owl Ferry
 
@@ -56,6 +58,9 @@ KNOWLEDGE_SEEDS = [
       ("Where does the ferry sail to?", "It sails to Dunmarrow.")]),
 ]
 
+KNOWLEDGE_LEAF = "knowledge->transport->ferries->copper_owl"
+SKILL_LEAF = "compositional_skills->writing->polite"
+
 SKILL_SEEDS = [("Make this polite: Close the door.", "Could you please close the door?"),
                ("Make this polite: Send the file.", "Could you please send the file?"),
                ("Make this polite: Sit down.", "Could you please sit down?"),
@@ -68,22 +73,16 @@ def make_taxonomy(root: Path) -> Path:
     docs.mkdir(parents=True)
     (docs / "ferry.md").write_text(DOC, encoding="utf-8")
     commit = build_docs_repo(docs, root / "docs-repo")
-    tax = root / "taxonomy"
-    leaf = tax / "knowledge" / "transport" / "ferries" / "copper_owl"
-    leaf.mkdir(parents=True)
-    (leaf / "qna.yaml").write_text(yaml.safe_dump({
-        "version": 3, "created_by": "tests", "domain": "Ferries", "document_outline": "A fictional ferry.",
-        "seed_examples": [{"context": c, "questions_and_answers": [{"question": q, "answer": a} for q, a in qas]}
-                          for c, qas in KNOWLEDGE_SEEDS],
-        "document": {"repo": str(root / "docs-repo"), "commit": commit, "patterns": ["*.md"]},
-    }, sort_keys=False), encoding="utf-8")
-    skill = tax / "compositional_skills" / "writing" / "polite"
-    skill.mkdir(parents=True)
-    (skill / "qna.yaml").write_text(yaml.safe_dump({
-        "version": 3, "created_by": "tests", "task_description": "Rewrite a command as a polite request.",
-        "seed_examples": [{"question": q, "answer": a} for q, a in SKILL_SEEDS],
-    }, sort_keys=False), encoding="utf-8")
-    return tax
+    return build_taxonomy(root / "taxonomy", {
+        "knowledge/transport/ferries/copper_owl": {
+            "version": 3, "created_by": "tests", "domain": "Ferries", "document_outline": "A fictional ferry.",
+            "seed_examples": [{"context": c, "questions_and_answers": [{"question": q, "answer": a} for q, a in qas]}
+                              for c, qas in KNOWLEDGE_SEEDS],
+            "document": {"repo": str(root / "docs-repo"), "commit": commit, "patterns": ["*.md"]}},
+        "compositional_skills/writing/polite": {
+            "version": 3, "created_by": "tests", "task_description": "Rewrite a command as a polite request.",
+            "seed_examples": [{"question": q, "answer": a} for q, a in SKILL_SEEDS]},
+    })
 
 
 def write_recipe(path: Path, student: Path) -> Path:
@@ -168,8 +167,20 @@ def test_run_is_killed_mid_training_and_resumes(tmp_path: Path, tiny_model: Path
     state = json.loads((out / "run.json").read_text())
     assert all(state["stages"][name]["status"] == "done" for name in STAGES)
     train = json.loads((out / "train" / "manifest.json").read_text())
-    assert Path(train["final_model"], "config.json").is_file()
-    assert (out / "eval" / "scores.json").is_file()
+    final_config = json.loads(Path(train["final_model"], "config.json").read_text())
+    tiny_config = json.loads((tiny_model / "config.json").read_text())
+    for key in ("model_type", "num_hidden_layers", "hidden_size", "vocab_size"):
+        assert final_config[key] == tiny_config[key], key
+    # The evaluation scored the trained model against the student it started from, on every held-out
+    # item of both leaves, and the report shows both leaves.
+    scores = json.loads((out / "eval" / "scores.json").read_text())
+    assert scores["models"]["trained"] == train["final_model"]
+    assert scores["models"]["base"] == str(tiny_model)
+    held_out = Counter(json.loads(line)["leaf"] for line in (out / "generate" / "eval.jsonl").read_text().splitlines())
+    assert set(held_out) == {KNOWLEDGE_LEAF, SKILL_LEAF}
+    assert {name: leaf["items"] for name, leaf in scores["leaves"].items()} == dict(held_out)
+    report = (out / "report" / "report.md").read_text()
+    assert KNOWLEDGE_LEAF in report and SKILL_LEAF in report
 
     # A third run has nothing to do.
     again = subprocess.run([sys.executable, "-m", "graftlm", *args], env=env, text=True, capture_output=True,
@@ -192,6 +203,14 @@ def test_run_is_killed_mid_training_and_resumes(tmp_path: Path, tiny_model: Path
                               env=env, text=True, capture_output=True, timeout=120)
     assert exported.returncode == 0, exported.stderr
     card = (tmp_path / "model" / "README.md").read_text()
-    assert "knowledge->transport->ferries->copper_owl" in card and "token_f1" in card
-    assert (tmp_path / "model" / "config.json").is_file()
-    assert any((tmp_path / "model").glob("*.safetensors"))
+    assert KNOWLEDGE_LEAF in card and SKILL_LEAF in card and "token_f1" in card
+    exported_config = json.loads((tmp_path / "model" / "config.json").read_text())
+    for key in ("model_type", "num_hidden_layers", "hidden_size", "vocab_size"):
+        assert exported_config[key] == final_config[key], key
+    # The exported weights are the final model's: the same tensors, equal values.
+    from safetensors.torch import load_file
+
+    exported = {k: v for f in sorted((tmp_path / "model").glob("*.safetensors")) for k, v in load_file(f).items()}
+    final = {k: v for f in sorted(Path(train["final_model"]).glob("*.safetensors")) for k, v in load_file(f).items()}
+    assert exported and set(exported) == set(final)
+    assert all(exported[k].float().allclose(final[k].float()) for k in final)

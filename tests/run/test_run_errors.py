@@ -5,22 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from graftlm.cli import main
+from graftlm.testing.taxonomy import write_leaf
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def skill_leaf(root: Path, seeds: int = 5) -> Path:
-    leaf = root / "compositional_skills" / "writing" / "polite"
-    leaf.mkdir(parents=True)
-    (leaf / "qna.yaml").write_text(yaml.safe_dump({
+    return write_leaf(root, "compositional_skills/writing/polite", {
         "version": 3, "created_by": "tests", "task_description": "Be polite.",
         "seed_examples": [{"question": f"Make this polite: do {i}.", "answer": f"Could you please do {i}?"}
                           for i in range(seeds)],
-    }), encoding="utf-8")
-    return leaf / "qna.yaml"
+    })
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -1,19 +1,12 @@
-"""Helpers for taxonomy tests: leaf files written from text, and real git repositories."""
+"""Leaf texts for taxonomy tests; files and git repositories are written by `graftlm.testing.taxonomy`."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-}
+from graftlm.testing.taxonomy import build_taxonomy
 
 SKILL = """\
 version: 3
@@ -68,44 +61,17 @@ document_outline: A fictional island.
 seed_examples:
 {seeds}document:
   repo: {repo}
-  commit: {commit}
+  commit: "{commit}"
   patterns:
 {pats}"""
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(textwrap.dedent(text) if text.startswith("\n") else text, encoding="utf-8")
-    return path
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_ENV}
-    out = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
-def init_repo(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    return path
-
-
-def commit_all(repo: Path, message: str = "commit") -> str:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
 
 
 @pytest.fixture
 def taxonomy(tmp_path: Path) -> Path:
     """A small valid taxonomy: a freeform skill, a grounded skill, a knowledge leaf, a foundational skill."""
-    root = tmp_path / "taxonomy"
-    write(root / "compositional_skills" / "writing" / "polite" / "qna.yaml", SKILL)
-    write(root / "compositional_skills" / "grounded" / "summary" / "qna.yaml", GROUNDED)
-    write(root / "knowledge" / "geography" / "vescary" / "qna.yaml", knowledge_yaml())
-    write(root / "foundational_skills" / "reasoning" / "logic" / "qna.yaml", SKILL)
-    return root
+    return build_taxonomy(tmp_path / "taxonomy", {
+        "compositional_skills/writing/polite": SKILL,
+        "compositional_skills/grounded/summary": GROUNDED,
+        "knowledge/geography/vescary": knowledge_yaml(),
+        "foundational_skills/reasoning/logic": SKILL,
+    })

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from graftlm.cli import main
+from graftlm.testing.taxonomy import write
 
-from .conftest import GROUNDED, SKILL, write
+from .conftest import GROUNDED, SKILL
 
 
 def test_validate_json_and_exit_codes(taxonomy: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,22 +37,43 @@ def test_validate_human_output(taxonomy: Path, capsys: pytest.CaptureFixture[str
     assert "5 file(s): 4 valid, 1 invalid, 0 with warnings" in captured.err
 
 
+def test_strict_makes_instructlabs_yamllint_errors_errors(taxonomy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    leaf = write(taxonomy / "compositional_skills" / "writing" / "polite" / "qna.yaml",
+                 SKILL.replace("created_by: tester", "created_by: tester  ").rstrip("\n"))
+    assert main(["taxonomy", "validate", str(leaf)]) == 0
+    default = capsys.readouterr()
+    assert f"{leaf}:2:19: warning: trailing spaces; remove them" in default.out
+    assert "1 file(s): 1 valid, 0 invalid, 1 with warnings" in default.err
+    assert main(["taxonomy", "validate", "--strict", str(leaf)]) == 1
+    strict = capsys.readouterr()
+    assert f"{leaf}:2:19: error: trailing spaces (yamllint rule trailing-spaces; InstructLab rejects" in strict.out
+    assert f"{leaf}:14:43: error: no new line character at the end of file (yamllint rule new-line-at-end-of-file" \
+        in strict.out
+    assert "1 file(s): 0 valid, 1 invalid, 0 with warnings" in strict.err
+    assert main(["taxonomy", "validate", "--strict", "--json", str(taxonomy / "knowledge")]) == 0
+    assert [r["valid"] for r in json.loads(capsys.readouterr().out)] == [True]
+
+
 def test_show_tree_counts_and_guidance(taxonomy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     long_context = " ".join(["word"] * 520)
     write(taxonomy / "compositional_skills" / "grounded" / "long" / "qna.yaml",
           GROUNDED.replace("The library closes for 3 weeks in July for a new roof.", long_context))
-    write(taxonomy / "compositional_skills" / "broken" / "qna.yaml", "version: 3\n")
-    assert main(["taxonomy", "show", str(taxonomy)]) == 0
+    broken = write(taxonomy / "compositional_skills" / "broken" / "qna.yaml", "version: 3\n")
+    assert main(["taxonomy", "show", str(taxonomy)]) == 1  # an invalid file fails show as it fails validate
     out = capsys.readouterr().out
     assert "compositional_skills/\n  broken  [INVALID: 3 error(s)]" in out
+    assert f"      ! {broken}:1:1: created_by: " in out  # each error listed under the invalid leaf
     assert "  grounded/\n    long  [grounded_skill  5 seeds  5 Q&A  " in out
     assert "OVER GUIDANCE" in out and "! seed_examples[2].context has 520 words; keep it under 500" in out
     assert "    polite  [freeform_skill  5 seeds  5 Q&A  58 words]" in out
     assert "vescary  [knowledge  5 seeds  15 Q&A  " in out
     assert "5 leaves (1 knowledge, 2 freeform skill, 2 grounded skill), 1 over the size guidance, 1 invalid" in out
-    assert main(["taxonomy", "show", "--json", str(taxonomy)]) == 0
+    assert main(["taxonomy", "show", "--json", str(taxonomy)]) == 1
     stats = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
     assert stats["compositional_skills->grounded->long"]["max_context_words"] == 520
+    bad = stats["compositional_skills->broken"]
+    assert bad["valid"] is False and bad["path"] == str(broken) and len(bad["errors"]) == 3
+    assert stats["compositional_skills->grounded->long"]["valid"] is True
     assert stats["compositional_skills->writing->polite"]["seeds"] == 5
 
 

@@ -38,3 +38,16 @@ def test_corpus_agrees_with_instructlab(corpus_dir: Path) -> None:
             assert e.line >= 1 and e.column >= 1 and e.message
     invalid_with_field = [e for r in reports for e in r.errors if e.field]
     assert len(invalid_with_field) > 100
+
+
+def test_strict_corpus_verdicts_are_instructlabs_exactly(corpus_dir: Path) -> None:
+    """With --strict (InstructLab's yamllint rules as errors), every verdict is InstructLab's: the known
+    disagreements above become errors for their trailing spaces."""
+    base = corpus_dir / "instructlab-taxonomy"
+    root = base / "files"
+    expected = json.loads((base / "expected.json").read_text(encoding="utf-8"))
+    ours = {r.path.relative_to(root).as_posix(): r for r in validate_paths([root], strict=True)}
+    assert set(ours) == set(expected)
+    assert {p for p, v in expected.items() if ours[p].valid != v["valid"]} == set()
+    for p in KNOWN_DISAGREEMENTS:
+        assert any(e.message.startswith("trailing spaces (yamllint rule trailing-spaces") for e in ours[p].errors)

@@ -11,8 +11,9 @@ from graftlm.cli import main
 from graftlm.errors import TaxonomyError
 from graftlm.taxonomy.diff import changed_leaves
 from graftlm.taxonomy.load import select_leaves
+from graftlm.testing.taxonomy import commit_all, git, init_repo, write
 
-from .conftest import GROUNDED, SKILL, commit_all, git, init_repo, knowledge_yaml, write
+from .conftest import GROUNDED, SKILL, knowledge_yaml
 
 LEAVES = {
     "committed": "compositional_skills/writing/committed/qna.yaml",
@@ -27,7 +28,7 @@ LEAVES = {
 @pytest.fixture
 def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A clone of an upstream taxonomy (kept in `tax/` of the repository) with every kind of change."""
-    from .conftest import GIT_ENV
+    from graftlm.testing.taxonomy import GIT_ENV
 
     for k, v in GIT_ENV.items():
         monkeypatch.setenv(k, v)
@@ -85,7 +86,7 @@ def test_select_leaves_with_base(work: Path) -> None:
 
 
 def test_repository_root_is_the_taxonomy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from .conftest import GIT_ENV
+    from graftlm.testing.taxonomy import GIT_ENV
 
     for k, v in GIT_ENV.items():
         monkeypatch.setenv(k, v)

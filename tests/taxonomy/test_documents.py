@@ -11,8 +11,9 @@ import pytest
 from graftlm.errors import DocumentError
 from graftlm.taxonomy.documents import load_leaf_documents, resolve_repo
 from graftlm.taxonomy.load import parse_leaf
+from graftlm.testing.taxonomy import GIT_ENV, commit_all, init_repo, write
 
-from .conftest import GIT_ENV, commit_all, init_repo, knowledge_yaml, write
+from .conftest import knowledge_yaml
 
 MD = """---
 title: Vescary

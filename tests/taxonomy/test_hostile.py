@@ -12,8 +12,9 @@ import pytest
 
 from graftlm.taxonomy.validate import MAX_FILE_BYTES, validate_file, validate_paths
 from graftlm.taxonomy.yamlload import MAX_DEPTH, YamlReadError, load_yaml
+from graftlm.testing.taxonomy import write
 
-from .conftest import SKILL, write
+from .conftest import SKILL
 
 BOMB = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]

@@ -9,8 +9,9 @@ import pytest
 from graftlm.errors import TaxonomyError
 from graftlm.taxonomy.load import load_taxonomy, parse_leaf, select_leaves
 from graftlm.taxonomy.model import LeafType
+from graftlm.testing.taxonomy import write
 
-from .conftest import SKILL, write
+from .conftest import SKILL
 
 
 def test_load_taxonomy_types_and_names(taxonomy: Path) -> None:

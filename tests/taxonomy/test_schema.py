@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from graftlm.taxonomy.layout import find_qna_files
 from graftlm.taxonomy.schema import checker, compile_schema, jsonschema_validator, load_schema_json
-from graftlm.taxonomy.validate import file_version, find_qna_files
+from graftlm.taxonomy.validate import file_version
 from graftlm.taxonomy.yamlload import YamlReadError, load_yaml
 
 SCHEMAS = [(v, n) for v in (1, 2, 3) for n in ("compositional_skills", "knowledge")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from graftlm.taxonomy.validate import Issue, validate_file, validate_paths
+from graftlm.testing.taxonomy import write
 
-from .conftest import SKILL, knowledge_yaml, write
+from .conftest import SKILL, knowledge_yaml
 
 
 def leaf(tmp_path: Path, text: str | bytes, branch: str = "compositional_skills") -> Path:

@@ -17,6 +17,7 @@ from graftlm.teacher.base import SamplingOptions
 from graftlm.teacher.batching import Batcher
 from graftlm.teacher.factory import make_teacher
 from graftlm.teacher.local import LocalTeacher, truncate_at_stop
+from tests.needs import missing
 
 torch = pytest.importorskip("torch")
 
@@ -148,7 +149,7 @@ def test_left_padding_keeps_greedy_answers_on_the_embedded_model() -> None:
     try:
         t = LocalTeacher.from_config(TeacherConfig(model="default", device="cpu", dtype="float32"))
     except ModelError as e:
-        pytest.skip(f"embedded model not available: {e}")
+        missing(f"embedded model not available: {e}")
     options = SamplingOptions(max_tokens=10)
     short = [{"role": "user", "content": "What is 2+2?"}]
     long = [{"role": "user", "content": "Describe the history of Paris: its founding, growth and major events."}]
@@ -164,3 +165,66 @@ def test_left_padding_keeps_greedy_answers_on_the_embedded_model() -> None:
         assert padded.texts == alone and "4" in alone[0]
     finally:
         asyncio.run(t.aclose())
+
+
+def long_prompt(teacher: LocalTeacher, tokens: int) -> list[dict[str, str]]:
+    """The longest user message of numbered words whose rendered prompt has at most `tokens` tokens."""
+    def message(n: int) -> list[dict[str, str]]:
+        return [{"role": "user", "content": " ".join(f"w{i}" for i in range(n))}]
+
+    low, high = 1, tokens
+    while low < high:  # the most words that fit
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if len(teacher.render(message(mid))) <= tokens else (low, mid - 1)
+    return message(low)
+
+
+def test_short_request_beside_a_long_one_is_not_cut_short(teacher: LocalTeacher) -> None:
+    """A short request sharing the batcher with a long prompt gets the answer it gets alone: its tokens are
+    not capped by the room the long prompt leaves in the context."""
+    long = long_prompt(teacher, teacher.context_length - 100)
+    assert len(teacher.render(long)) > teacher.context_length - 110
+    short_options = SamplingOptions(max_tokens=150, temperature=1.0, seed=3)
+    alone = teacher.chat_sync(q(7), short_options)
+    assert alone.completions[0].finish_reason == "length" and alone.usage.completion_tokens == 150
+    teacher.batcher.wait_s = 0.5  # give the two requests every chance to meet in the batcher
+    try:
+        async def both() -> Any:
+            return await asyncio.gather(teacher.chat(long, SamplingOptions(max_tokens=20)),
+                                        teacher.chat(q(7), short_options))
+
+        before = teacher.batcher.calls
+        long_result, short_result = asyncio.run(both())
+    finally:
+        teacher.batcher.wait_s = 0.005
+    assert short_result.texts == alone.texts and short_result.usage.completion_tokens == 150
+    assert long_result.usage.completion_tokens <= 20
+    assert teacher.batcher.batch_sizes[before:] == [1, 1]  # they could not share a call
+
+
+def test_batch_work_is_bounded_and_the_oldest_request_goes_first() -> None:
+    """Rows that may not share a call (here: a long one with short ones, over the work bound) run in separate
+    calls; a request that does not fit waits without holding up later ones, and leads the next call."""
+    gate, started = threading.Event(), threading.Event()
+    calls: list[list[int]] = []
+
+    def run_batch(rows: list[int]) -> list[int]:
+        started.set()
+        gate.wait(5)
+        calls.append(list(rows))
+        return rows
+
+    def fits(rows: list[int]) -> bool:  # a row's value is its cost; a call may cost 100 at most
+        return len(rows) * max(rows) <= 100
+
+    batcher: Batcher[int, int] = Batcher(run_batch, max_batch=8, wait_s=0.05, fits=fits)
+    first = batcher.submit([5])  # occupies the worker until the gate opens; the others queue meanwhile
+    assert started.wait(5)
+    queued = [batcher.submit([r]) for r in (10, 90, 10, 10, 60)]
+    gate.set()
+    assert [f.result(5) for f in [first, *queued]] == [[5], [10], [90], [10], [10], [60]]
+    assert calls[0] == [5]
+    assert calls[1] == [10, 10, 10]  # the short ones together; 90 waits for the next call
+    assert calls[2] == [90]  # the oldest of those left leads, alone: nothing else fits beside it
+    assert calls[3] == [60]
+    batcher.close()

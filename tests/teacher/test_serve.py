@@ -97,7 +97,7 @@ def test_bad_requests_get_openai_shaped_400(server: str) -> None:
     headers = {"Authorization": f"Bearer {KEY}"}
     url = server + "/v1/chat/completions"
     too_big = httpx.post(url, json={"messages": [{"role": "user", "content": "x" * 70000}]}, headers=headers)
-    assert too_big.status_code == 400 and too_big.json()["error"]["code"] == "request_too_large"
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "request_too_large"
     # About 3,000 tokens of distinct words: fits the body limit but not the 2,048-token context.
     long_prompt = " ".join(f"w{i}" for i in range(6000))
     over = httpx.post(url, json={"messages": [{"role": "user", "content": long_prompt}]}, headers=headers)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,3 +60,18 @@ def test_lengths_are_log_normal_around_the_target_mean() -> None:
     lens = bench.lengths(bench.FULL, 2_000_000, random.Random(0))
     mean = sum(lens) / len(lens)
     assert 600 < mean < 740 and max(lens) <= 4096 and sum(lens) >= 2_000_000
+
+
+def test_gpu_check_fails_when_no_gpu_test_ran(tmp_path: Path) -> None:
+    """Without a CUDA GPU every GPU test skips, which pytest calls success: the check script must not."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is here: the GPU tests would run")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(["bash", str(root / "bench" / "gpu_check.sh"), str(tmp_path)], env=env, text=True,
+                          capture_output=True, timeout=300)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "gpu tests that ran: 0" in done.stdout
+    assert "FAILED: no GPU test ran" in done.stderr
+    assert not (tmp_path / "train_throughput.json").exists()  # the benchmark did not start

@@ -91,8 +91,7 @@ def test_tiny_run_prints_one_table_and_resumes(bench, tmp_path: Path,  # type: i
 
 def test_pipeline_rows_take_the_leaf_samples_of_a_generate_folder(bench, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from graftlm.artifacts import write_jsonl
-
-    from .conftest import sample
+    from tests.samples import sample
 
     leaf, chunks = bench.leaf_and_chunks(250)
     own = [sample(f"q{i}", "knowledge", 5) for i in range(12)]

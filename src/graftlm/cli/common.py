@@ -17,7 +17,7 @@ def recipe_from_args(args: argparse.Namespace, overrides: dict[str, Any] | None 
         return load_recipe(path, clean)
     from graftlm.config import apply_overrides
 
-    return recipe_from_dict(apply_overrides({}, clean), source="<command line>")
+    return recipe_from_dict(apply_overrides({}, clean), source="<command line>", overrides=clean)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

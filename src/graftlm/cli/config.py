@@ -18,8 +18,10 @@ def _config(args: argparse.Namespace) -> int:
     if args.recipe:
         import yaml
 
+        from graftlm.redact import strip_credentials
+
         recipe = load_recipe(args.recipe)
-        print(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), end="")
+        print(strip_credentials(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)), end="")
         return 0
     for key, default, doc in explain():
         print(f"{key}" + (f" = {default}" if default else ""))

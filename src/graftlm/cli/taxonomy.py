@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = tsub.add_parser("validate", help="check qna.yaml files by InstructLab's rules (exit 1 if any is invalid)")
     v.add_argument("paths", nargs="+", metavar="PATH", help="a taxonomy root, leaf folders or qna.yaml files")
     v.add_argument("--json", action="store_true", help="print one JSON array, one object per file")
+    v.add_argument("--strict", action="store_true",
+                   help="InstructLab's exact verdict: lint with its yamllint rules, whose errors (such as "
+                        "trailing spaces) make a file invalid instead of giving a warning")
     v.set_defaults(func=_validate)
 
     d = tsub.add_parser("diff", help="list and validate the leaves changed against a git base")
@@ -28,9 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--json", action="store_true", help="print JSON instead of text")
     d.set_defaults(func=_diff)
 
-    s = tsub.add_parser("show", help="print the tree with each leaf's type, seeds and word counts vs guidance")
+    s = tsub.add_parser("show", help="print the tree with each leaf's type, seeds and word counts vs guidance, "
+                                     "and the invalid files with their errors (exit 1 if any)")
     s.add_argument("taxonomy", nargs="?", default=".", help="taxonomy root (default: .)")
-    s.add_argument("--json", action="store_true", help="print one JSON object per leaf, as an array")
+    s.add_argument("--json", action="store_true", help="print one JSON object per leaf, as an array (invalid files with "
+                                                            "`valid: false` and their errors)")
     s.set_defaults(func=_show)
 
 
@@ -58,7 +63,7 @@ def _print_reports(reports: list[Any]) -> None:
 def _validate(args: argparse.Namespace) -> int:
     from graftlm.taxonomy.validate import validate_paths
 
-    reports = validate_paths(args.paths)
+    reports = validate_paths(args.paths, strict=args.strict)
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False))
     else:
@@ -68,7 +73,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     from graftlm.taxonomy.diff import changed_leaves
-    from graftlm.taxonomy.load import leaf_name
+    from graftlm.taxonomy.layout import leaf_name
     from graftlm.taxonomy.validate import validate_file
 
     root = Path(args.taxonomy)
@@ -88,8 +93,9 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from graftlm.taxonomy.load import leaf_files, leaf_from_report
-    from graftlm.taxonomy.show import leaf_stats, render_tree
+    from graftlm.taxonomy.layout import leaf_files
+    from graftlm.taxonomy.load import leaf_from_report
+    from graftlm.taxonomy.show import invalid_entry, leaf_stats, render_tree
     from graftlm.taxonomy.validate import validate_file
 
     root = Path(args.taxonomy)
@@ -101,7 +107,8 @@ def _show(args: argparse.Namespace) -> int:
     stats = [leaf_stats(leaf_from_report(r, root)) for r in reports if r.valid]
     invalid = [r for r in reports if not r.valid]
     if args.json:
-        print(json.dumps([s.to_dict() for s in stats], indent=2, ensure_ascii=False))
+        entries = [s.to_dict() for s in stats] + [invalid_entry(r, root) for r in invalid]
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
     else:
         print(render_tree(stats, invalid, root))
-    return 0
+    return 1 if invalid else 0

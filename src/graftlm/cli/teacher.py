@@ -8,11 +8,14 @@ import os
 import sys
 
 from graftlm.cli.common import format_table
+from graftlm.config.serve import ServeConfig
 from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import ConfigError
 from graftlm.teacher.base import SamplingOptions, Teacher
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+SERVE_FLAGS = {"--max-body-bytes": "max_body_bytes", "--read-timeout": "read_timeout_s",
+               "--max-connections": "max_connections", "--keep-alive": "keep_alive_s"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--api-key-env", metavar="VAR",
                        help="require `Authorization: Bearer $VAR` on every request (the key itself is never printed)")
     _model_options(serve)
-    serve.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024, help="largest request body accepted")
+    for flag, field in SERVE_FLAGS.items():
+        info = ServeConfig.model_fields[field]
+        serve.add_argument(flag, dest=field, type=info.annotation, default=info.default, metavar="N",
+                           help=f"{(info.description or '').split('; ')[0].rstrip('.')} (default %(default)s)")
     serve.set_defaults(func=_serve)
 
     chat = sub.add_parser("chat", help="talk to a model: interactive, or one answer with -p")
@@ -78,14 +84,26 @@ def _serve(args: argparse.Namespace) -> int:
     if args.host not in LOOPBACK and not api_key:
         print(f"warning: serving on {args.host} without an API key; anyone who can reach it can use it "
               "(set --api-key-env)", file=sys.stderr)
+    limits = _serve_limits(args)
     config = TeacherConfig(model=args.model, device=args.device, dtype=args.dtype, max_in_flight=args.max_batch,
                            cpu_threads=args.threads)
     teacher = LocalTeacher.from_config(config)
     print(f"graft serve: {teacher.model_id} at http://{args.host}:{args.port}/v1 (batches of up to {args.max_batch}, "
           f"context {teacher.context_length}{', API key required' if api_key else ''}); Ctrl-C stops",
           file=sys.stderr, flush=True)
-    serve(teacher, host=args.host, port=args.port, api_key=api_key, max_body_bytes=args.max_body_bytes)
+    serve(teacher, host=args.host, port=args.port, api_key=api_key, limits=limits)
     return 0
+
+
+def _serve_limits(args: argparse.Namespace) -> ServeConfig:
+    from pydantic import ValidationError
+
+    try:
+        return ServeConfig(**{field: getattr(args, field) for field in SERVE_FLAGS.values()})
+    except ValidationError as e:
+        first = e.errors()[0]
+        flag = next(f for f, field in SERVE_FLAGS.items() if field == first["loc"][0])
+        raise ConfigError(f"{flag}: {first['msg']}", hint=f"see `graft serve --help` for {flag}") from None
 
 
 def _chat(args: argparse.Namespace) -> int:

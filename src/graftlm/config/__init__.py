@@ -18,7 +18,7 @@ from graftlm.config.generate import GenerateConfig
 from graftlm.config.teacher import TeacherConfig
 from graftlm.config.train import MixConfig, TrainConfig
 from graftlm.errors import ConfigError, Location
-from graftlm.yamlpos import field_name, load_with_positions, lookup
+from graftlm.yamlpos import compose, duplicate_keys, field_name, lookup, positions
 
 __all__ = [
     "EvalConfig",
@@ -65,11 +65,22 @@ def _explain(err: Any) -> str:
         return "unknown key; check the spelling against `graft config --explain`"
     if kind == "missing":
         return "required key is missing"
-    return str(err.get("msg", "invalid value"))
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
-def recipe_from_dict(data: Any, *, source: str = "<recipe>", positions: dict | None = None) -> Recipe:
-    """Validate a mapping into a Recipe; errors carry file, line and field."""
+def override_source(loc: tuple[Any, ...], overrides: dict[str, Any] | None) -> str | None:
+    """`--set KEY` when the value at `loc` (or one above it) came from the override `KEY`, else None."""
+    for key in overrides or {}:
+        parts = tuple(key.split("."))
+        if tuple(str(p) for p in loc[:len(parts)]) == parts:
+            return f"--set {key}"
+    return None
+
+
+def recipe_from_dict(data: Any, *, source: str = "<recipe>", positions: dict | None = None,
+                     overrides: dict[str, Any] | None = None) -> Recipe:
+    """Validate a mapping into a Recipe; errors carry file, line and field, or the `--set KEY` that gave
+    the bad value when `overrides` (dotted keys applied to `data`) holds it."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -82,8 +93,13 @@ def recipe_from_dict(data: Any, *, source: str = "<recipe>", positions: dict | N
     except ValidationError as e:
         first = e.errors()[0]
         loc = tuple(first["loc"])
-        pos = lookup(positions or {}, (*loc, "<key>")) or lookup(positions or {}, loc)
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        from_set = override_source(loc, overrides)
+        if from_set is not None:
+            raise ConfigError(f"{_explain(first)}{more}", location=Location(from_set, field=field_name(loc)),
+                              hint=f"fix the value given with {from_set}=VALUE; `graft config --explain` lists "
+                                   "every key with its documentation") from None
+        pos = lookup(positions or {}, (*loc, "<key>")) or lookup(positions or {}, loc)
         raise ConfigError(
             f"{_explain(first)}{more}",
             location=Location(source, pos[0] if pos else None, pos[1] if pos else None, field_name(loc)),
@@ -92,7 +108,8 @@ def recipe_from_dict(data: Any, *, source: str = "<recipe>", positions: dict | N
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
-    """Load a YAML recipe file; `overrides` (dotted keys, e.g. {"teacher.model": "fake"}) win."""
+    """Load a YAML recipe file; `overrides` (dotted keys, e.g. {"teacher.model": "fake"}) win.
+    An empty file and a key given twice in one mapping are errors."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -101,16 +118,27 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read recipe {path}: {e}") from None
     try:
-        data, pos = load_with_positions(text)
+        node = compose(text)
+        data = yaml.safe_load(text) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise ConfigError(
             f"YAML syntax error: {getattr(e, 'problem', None) or e}",
             location=Location(str(path), mark.line + 1 if mark else None, mark.column + 1 if mark else None),
         ) from None
+    if data is None:
+        raise ConfigError("the recipe is empty", location=Location(str(path)),
+                          hint="write at least one section (e.g. `teacher: {model: default}`), or start from "
+                               "recipes/cpu-demo.yaml")
+    dups = duplicate_keys(node)
+    if dups:
+        key_path, first, second = dups[0]
+        raise ConfigError(f"key {key_path[-1]!r} is given twice (lines {first} and {second}); YAML would silently "
+                          "keep the last one", location=Location(str(path), second, field=field_name(key_path)),
+                          hint=f"keep one of the two: delete line {first} or line {second}")
     if overrides:
         data = apply_overrides(data or {}, overrides)
-    return recipe_from_dict(data, source=str(path), positions=pos)
+    return recipe_from_dict(data, source=str(path), positions=positions(node), overrides=overrides)
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

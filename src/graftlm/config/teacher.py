@@ -27,8 +27,13 @@ class TeacherConfig(Section):
     max_in_flight: int = Field(default=32, ge=1)
     """Requests in flight at once over all endpoints (HTTP) or the largest generation batch (local)."""
 
+    max_batch_tokens: int = Field(default=65536, ge=1)
+    """Local models only: the most padded tokens one batched generate call may hold (rows x (longest prompt +
+    largest max_tokens)). Requests that would go over wait for the next call, so a long prompt runs with few
+    others rather than holding many short requests; a request over it alone runs alone."""
+
     timeout_s: float = Field(default=120.0, gt=0)
-    """Per-request timeout in seconds."""
+    """Deadline in seconds for each attempt of an HTTP request, the whole reply included (not per read)."""
 
     max_retries: int = Field(default=6, ge=0)
     """Retries on 429, 5xx, connection errors and timeouts, with exponential backoff and jitter."""

@@ -43,11 +43,13 @@ def fingerprint(spec: str) -> str:
 
 
 def open_teacher(config: TeacherConfig, cache_dir: Path | None) -> Teacher:
-    """A teacher for `config` with the call cache in `cache_dir/<fingerprint>.sqlite` (None: uncached)."""
+    """A teacher for `config` with the call cache in `cache_dir/<fingerprint>.sqlite` (None: uncached);
+    `fake` answers evaluation's judge prompts."""
+    from graftlm.evaluate.fake_responses import respond
     from graftlm.teacher.factory import make_teacher
 
     cache = cache_dir / f"{fingerprint(config.model)}.sqlite" if cache_dir is not None else None
-    return make_teacher(config, cache_path=cache)
+    return make_teacher(config, cache_path=cache, responders=[respond])
 
 
 def model_config(spec: str, template: TeacherConfig | None = None) -> TeacherConfig:

@@ -11,7 +11,15 @@ import math
 from typing import Any
 
 from graftlm.generate.parse import parse_answer, parse_questions, parse_rating, parse_verdict
-from graftlm.generate.pipeline import PRIORITY, Context, Unit, UnitResult, failed, make_sample
+from graftlm.generate.pipeline import (
+    PRIORITY,
+    Context,
+    FreeformPayload,
+    Unit,
+    UnitResult,
+    failed,
+    make_sample,
+)
 from graftlm.generate.templates import render
 
 
@@ -84,14 +92,13 @@ def merge(into: UnitResult, parts: list[UnitResult]) -> None:
         into.rejects.extend(p.rejects)
 
 
-async def run_freeform_unit(ctx: Context, unit: Unit) -> UnitResult:
-    """One seed of a freeform skill leaf: `payload` = {seed, question, answer, n_questions}."""
-    p = unit.payload
+async def run_freeform_unit(ctx: Context, unit: Unit, p: FreeformPayload) -> UnitResult:
+    """One seed of a freeform skill leaf."""
     res = UnitResult(unit.unit_id, unit.leaf.name)
-    k = min(ctx.config.questions_per_call, p["n_questions"])
-    n = math.ceil(p["n_questions"] / k)
+    k = min(ctx.config.questions_per_call, p.n_questions)
+    n = math.ceil(p.n_questions / k)
     reply = await ctx.teacher.chat(
-        render("freeform_questions", task=unit.leaf.task_description, seed_question=p["question"], k=k),
+        render("freeform_questions", task=unit.leaf.task_description, seed_question=p.question, k=k),
         ctx.sampled(n), PRIORITY["questions"])
     if why := failed(reply):
         res.generated += 1
@@ -99,8 +106,8 @@ async def run_freeform_unit(ctx: Context, unit: Unit) -> UnitResult:
         return res
     questions = collect_questions(res, reply.texts, reply.request_hash)
     parts = await asyncio.gather(*(
-        pair_stages(ctx, unit, q, seed_question=p["question"], seed_answer=p["answer"],
-                    hashes=(reply.request_hash,), metadata={"seed": p["seed"]})
+        pair_stages(ctx, unit, q, seed_question=p.question, seed_answer=p.answer,
+                    hashes=(reply.request_hash,), metadata={"seed": p.seed})
         for q in questions))
     merge(res, list(parts))
     return res

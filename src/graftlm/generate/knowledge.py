@@ -11,7 +11,16 @@ from typing import Any
 
 from graftlm.generate.freeform import merge
 from graftlm.generate.parse import parse_facts, parse_knowledge_check, parse_qa_pairs, parse_summary
-from graftlm.generate.pipeline import PRIORITY, Context, Unit, UnitResult, failed, make_sample
+from graftlm.generate.pipeline import (
+    PRIORITY,
+    AuxPayload,
+    Context,
+    KnowledgePayload,
+    Unit,
+    UnitResult,
+    failed,
+    make_sample,
+)
 from graftlm.generate.templates import render
 from graftlm.taxonomy.model import QA
 
@@ -33,35 +42,33 @@ def rotate_examples(n_seeds: int, chunk_index: int, k: int) -> list[int]:
     return [(chunk_index * k + j) % n_seeds for j in range(k)]
 
 
-async def run_knowledge_unit(ctx: Context, unit: Unit) -> UnitResult:
-    """One chunk: `payload` = {chunk: {chunk_id, doc, doc_sha256, text}, examples: [{seed, context, qas}],
-    n_pairs}."""
-    p = unit.payload
-    chunk = p["chunk"]
+async def run_knowledge_unit(ctx: Context, unit: Unit, p: KnowledgePayload) -> UnitResult:
+    """One chunk of a knowledge leaf's documents."""
+    chunk = p.chunk
     res = UnitResult(unit.unit_id, unit.leaf.name)
-    k = min(ctx.config.qa_per_call, p["n_pairs"])
-    n = math.ceil(p["n_pairs"] / k)
+    k = min(ctx.config.qa_per_call, p.n_pairs)
+    n = math.ceil(p.n_pairs / k)
     reply = await ctx.teacher.chat(
         render("knowledge_qa", domain=unit.leaf.domain, outline=unit.leaf.document_outline,
-               examples=p["examples"], chunk=chunk["text"], k=k),
+               examples=p.examples, chunk=chunk.text, k=k),
         ctx.sampled(n), PRIORITY["knowledge_qa"])
     if why := failed(reply):
         res.generated += 1
-        res.reject("knowledge_qa", why, chunk_id=chunk["chunk_id"])
+        res.reject("knowledge_qa", why, chunk_id=chunk.chunk_id)
         return res
     pairs: list[QA] = []
     for text in reply.texts:
         parsed = parse_qa_pairs(text)
         res.generated += len(parsed.items) + len(parsed.rejects)
-        res.reject_parse("knowledge_qa", parsed.rejects, chunk_id=chunk["chunk_id"], request_hash=reply.request_hash)
+        res.reject_parse("knowledge_qa", parsed.rejects, chunk_id=chunk.chunk_id, request_hash=reply.request_hash)
         for pair in parsed.items:
             if any(" ".join(pair.question.lower().split()) == " ".join(q.question.lower().split()) for q in pairs):
-                res.reject("knowledge_qa", "repeated", pair.question, chunk_id=chunk["chunk_id"])
+                res.reject("knowledge_qa", "repeated", pair.question, chunk_id=chunk.chunk_id)
             else:
                 pairs.append(pair)
-    meta = {"seed": [ex["seed"] for ex in p["examples"]], "chunk_id": chunk["chunk_id"],
-            "doc_sha256": chunk["doc_sha256"], "doc": chunk["doc"]}
-    parts = await asyncio.gather(*(_check_pair(ctx, unit, pair, chunk["text"], reply.request_hash, meta)
+    meta = {"seed": [ex.seed for ex in p.examples], "chunk_id": chunk.chunk_id,
+            "doc_sha256": chunk.doc_sha256, "doc": chunk.doc}
+    parts = await asyncio.gather(*(_check_pair(ctx, unit, pair, chunk.text, reply.request_hash, meta)
                                    for pair in pairs))
     merge(res, list(parts))
     return res
@@ -97,23 +104,23 @@ async def _check_pair(ctx: Context, unit: Unit, pair: QA, chunk_text: str, qa_ha
     return res
 
 
-async def run_aux_unit(ctx: Context, unit: Unit) -> UnitResult:
-    """One auxiliary task of one chunk: `payload` = {chunk, task}."""
-    chunk, task = unit.payload["chunk"], unit.payload["task"]
+async def run_aux_unit(ctx: Context, unit: Unit, p: AuxPayload) -> UnitResult:
+    """One auxiliary task of one chunk."""
+    chunk, task = p.chunk, p.task
     res = UnitResult(unit.unit_id, unit.leaf.name)
     res.generated = 1
-    reply = await ctx.teacher.chat(render(f"aux_{task}", chunk=chunk["text"]), ctx.answering(), PRIORITY["aux"])
+    reply = await ctx.teacher.chat(render(f"aux_{task}", chunk=chunk.text), ctx.answering(), PRIORITY["aux"])
     if why := failed(reply):
-        res.reject("aux", why, chunk_id=chunk["chunk_id"], task=task)
+        res.reject("aux", why, chunk_id=chunk.chunk_id, task=task)
         return res
     parsed = AUX_PARSERS[task](reply.texts[0])
     if not parsed.items:
         for r in parsed.rejects[:1]:
-            res.reject("aux", r.reason, r.text, chunk_id=chunk["chunk_id"], task=task)
+            res.reject("aux", r.reason, r.text, chunk_id=chunk.chunk_id, task=task)
         return res
     body = "\n".join(f"- {f}" for f in parsed.items) if task == "atomic_facts" else parsed.items[0]
-    user = f"{AUX_INSTRUCTIONS[task]}\n\n{chunk['text']}"
+    user = f"{AUX_INSTRUCTIONS[task]}\n\n{chunk.text}"
     res.candidates.append(make_sample(unit.leaf, user, body, task=task, unmask=True, teacher=ctx.teacher_id,
-                                      request_hashes=[reply.request_hash], scores={}, chunk_id=chunk["chunk_id"],
-                                      doc_sha256=chunk["doc_sha256"], doc=chunk["doc"]))
+                                      request_hashes=[reply.request_hash], scores={}, chunk_id=chunk.chunk_id,
+                                      doc_sha256=chunk.doc_sha256, doc=chunk.doc))
     return res

@@ -8,16 +8,17 @@ unfinished ones.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 from graftlm.artifacts import hash_obj
 from graftlm.config.generate import GenerateConfig
 from graftlm.generate.parse import Reject
 from graftlm.generate.pool import Reply, RequestPool
 from graftlm.records import SYSTEM_PROMPT, Sample
-from graftlm.taxonomy.model import Leaf
+from graftlm.taxonomy.model import QA, Leaf
 from graftlm.teacher.base import SamplingOptions
 
 # Request priorities: later stages first, so items finish early and memory stays flat.
@@ -51,22 +52,97 @@ class Context:
                                max_tokens=c.max_tokens, n=1, seed=c.seed)
 
 
+def candidates_per_leaf(config: GenerateConfig) -> int:
+    """How many candidates generation asks for per leaf: `samples_per_leaf * oversample`, rounded up.
+    The dry-run estimate uses the same number."""
+    return math.ceil(config.samples_per_leaf * config.oversample)
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """The part of a document chunk a unit asks about, with the provenance its samples carry."""
+
+    chunk_id: str
+    doc: str
+    doc_sha256: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FreeformPayload:
+    """One seed of a freeform skill: questions like it, then answers."""
+
+    KIND: ClassVar[str] = "freeform"
+    seed: int
+    question: str
+    answer: str
+    n_questions: int
+
+
+@dataclass(frozen=True)
+class GroundedPayload:
+    """One seed of a grounded skill: new contexts like its context, then questions about each."""
+
+    KIND: ClassVar[str] = "grounded"
+    seed: int
+    question: str
+    answer: str
+    context: str | None
+    n_contexts: int
+
+
+@dataclass(frozen=True)
+class KnowledgeExample:
+    """A seed's context and its training question-answer pairs, shown to the teacher as an example."""
+
+    seed: int
+    context: str
+    qas: tuple[QA, ...]
+
+
+@dataclass(frozen=True)
+class KnowledgePayload:
+    """One chunk of a knowledge leaf's documents: question-answer pairs about it, then the judge's check."""
+
+    KIND: ClassVar[str] = "knowledge"
+    chunk: ChunkText
+    examples: tuple[KnowledgeExample, ...]
+    n_pairs: int
+
+
+@dataclass(frozen=True)
+class AuxPayload:
+    """One auxiliary task (summary, atomic facts...) of one chunk."""
+
+    KIND: ClassVar[str] = "aux"
+    chunk: ChunkText
+    task: str
+
+
+Payload = FreeformPayload | GroundedPayload | KnowledgePayload | AuxPayload
+"""What a unit asks about; its type says which pipeline runs it."""
+
+
 @dataclass
 class Unit:
     """One seed or chunk of one leaf, and what to ask about it."""
 
-    kind: str  # "freeform" | "grounded" | "knowledge" | "aux"
     leaf: Leaf
     index: int
-    payload: dict[str, Any]
+    payload: Payload
     run_key: str = ""
     """Hash of what else shapes the unit's output (generate config, teacher and judge): a changed
     config or teacher gives new unit ids, so the journal never serves stale results."""
     unit_id: str = ""
 
+    @property
+    def kind(self) -> str:
+        """`freeform`, `grounded`, `knowledge` or `aux`."""
+        return self.payload.KIND
+
     def __post_init__(self) -> None:
         if not self.unit_id:
-            self.unit_id = hash_obj([self.kind, self.leaf.name, self.index, self.payload, self.run_key])[:24]
+            self.unit_id = hash_obj([self.kind, self.leaf.name, self.index, asdict(self.payload), self.run_key])[:24]
 
 
 @dataclass

@@ -41,20 +41,28 @@ from graftlm.generate.dedup import NearDuplicateIndex
 from graftlm.generate.freeform import run_freeform_unit
 from graftlm.generate.grounded import run_grounded_unit
 from graftlm.generate.knowledge import rotate_examples, run_aux_unit, run_knowledge_unit
-from graftlm.generate.pipeline import Context, Unit, UnitResult
+from graftlm.generate.pipeline import (
+    AuxPayload,
+    ChunkText,
+    Context,
+    FreeformPayload,
+    GroundedPayload,
+    KnowledgeExample,
+    KnowledgePayload,
+    Unit,
+    UnitResult,
+    candidates_per_leaf,
+)
 from graftlm.generate.pool import RequestPool
 from graftlm.records import EvalItem
 from graftlm.taxonomy.model import Leaf, LeafType
 from graftlm.teacher.base import Teacher
+from graftlm.teacher.cache import CachedTeacher
 
 log = logging.getLogger(__name__)
 
 JOURNAL = Path("work") / "units.jsonl"
 CALLS = "calls.sqlite"
-
-RUNNERS = {"freeform": run_freeform_unit, "grounded": run_grounded_unit, "knowledge": run_knowledge_unit,
-           "aux": run_aux_unit}
-
 
 @dataclass
 class LeafPlan:
@@ -108,8 +116,8 @@ def run_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf
     if teacher is None:
         teacher, judge = build_teachers(recipe, out / CALLS)
     else:
-        teacher = _cached(teacher, out / CALLS)
-        judge = teacher if judge is None else _cached(judge, out / CALLS)
+        teacher = CachedTeacher(teacher, out / CALLS)
+        judge = teacher if judge is None else CachedTeacher(judge, out / CALLS)
     assert judge is not None
     bar = _Progress(plans, cfg.samples_per_leaf, enabled=progress)
     bar.resume([done[u.unit_id] for p in plans for u in p.units if u.unit_id in done])
@@ -133,7 +141,8 @@ def preview_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[
     recipe = recipe.model_copy(update={"generate": cfg})
     plan = plan_leaf(leaves[0], recipe, _token_counter(recipe.teacher), run_key(recipe))
     n = cfg.preview_samples
-    units = [u for u in plan.units if u.kind != "aux"][:n] + [u for u in plan.units if u.kind == "aux"][:1]
+    aux = [u for u in plan.units if isinstance(u.payload, AuxPayload)]
+    units = [u for u in plan.units if u not in aux][:n] + aux[:1]
     out.mkdir(parents=True, exist_ok=True)
     teacher, judge = build_teachers(recipe, out / CALLS)
     done: dict[str, UnitResult] = {}
@@ -215,7 +224,7 @@ def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate, k
     `samples_per_leaf * oversample` candidates."""
     cfg = recipe.generate
     plan = LeafPlan(leaf)
-    want = math.ceil(cfg.samples_per_leaf * cfg.oversample)
+    want = candidates_per_leaf(cfg)
     if leaf.is_knowledge:
         examples = []
         for i, seed in enumerate(leaf.knowledge_seeds):
@@ -227,19 +236,17 @@ def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate, k
                     plan.eval_items.append(_eval_item(leaf, qa.question, qa.answer, None, i,
                                                       {"seed_context": seed.context}))
                 else:
-                    kept.append({"question": qa.question, "answer": qa.answer})
-            examples.append({"seed": i, "context": seed.context, "qas": kept})
+                    kept.append(qa)
+            examples.append(KnowledgeExample(i, seed.context, tuple(kept)))
         plan.chunks = _chunks(leaf, cfg.chunk_tokens, count)
         per_chunk = max(1, math.ceil(want / max(1, len(plan.chunks))))
-        for c in plan.chunks:
-            chunk = {"chunk_id": c.chunk_id, "doc": c.doc, "doc_sha256": c.doc_sha256, "text": c.text}
-            shown = [examples[k] for k in rotate_examples(len(examples), len(plan.units), cfg.seeds_per_chunk)]
-            plan.units.append(Unit("knowledge", leaf, len(plan.units),
-                                   {"chunk": chunk, "examples": shown, "n_pairs": per_chunk}, key))
-        for c in plan.chunks:
-            chunk = {"chunk_id": c.chunk_id, "doc": c.doc, "doc_sha256": c.doc_sha256, "text": c.text}
+        chunks = [ChunkText(c.chunk_id, c.doc, c.doc_sha256, c.text) for c in plan.chunks]
+        for chunk in chunks:
+            shown = tuple(examples[k] for k in rotate_examples(len(examples), len(plan.units), cfg.seeds_per_chunk))
+            plan.units.append(Unit(leaf, len(plan.units), KnowledgePayload(chunk, shown, per_chunk), key))
+        for chunk in chunks:
             for task in cfg.aux_tasks:
-                plan.units.append(Unit("aux", leaf, len(plan.units), {"chunk": chunk, "task": task}, key))
+                plan.units.append(Unit(leaf, len(plan.units), AuxPayload(chunk, task), key))
         return plan
 
     seeds = leaf.skill_seeds
@@ -252,13 +259,11 @@ def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate, k
     if leaf.type is LeafType.GROUNDED_SKILL:
         per_seed = max(1, math.ceil(want / (len(train) * cfg.questions_per_context)))
         for i, s in train:
-            plan.units.append(Unit("grounded", leaf, len(plan.units), {
-                "seed": i, "question": s.question, "answer": s.answer, "context": s.context, "n_contexts": per_seed}, key))
+            plan.units.append(Unit(leaf, len(plan.units), GroundedPayload(i, s.question, s.answer, s.context, per_seed), key))
     else:
         per_seed = max(1, math.ceil(want / len(train)))
         for i, s in train:
-            plan.units.append(Unit("freeform", leaf, len(plan.units), {
-                "seed": i, "question": s.question, "answer": s.answer, "n_questions": per_seed}, key))
+            plan.units.append(Unit(leaf, len(plan.units), FreeformPayload(i, s.question, s.answer, per_seed), key))
     return plan
 
 
@@ -309,6 +314,9 @@ def build_teachers(recipe: Recipe, cache_path: Path) -> tuple[Teacher, Teacher]:
 
 
 def _build_one(config: TeacherConfig, cache_path: Path) -> Teacher:
+    from graftlm.generate.fake_responses import respond
+    from graftlm.teacher.factory import make_teacher
+
     spec = config.model.strip()
     if spec.startswith("fake:"):  # `fake:0.05`: the fake teacher with a latency, for tests and benches
         from graftlm.teacher.fake import FakeTeacher
@@ -318,24 +326,20 @@ def _build_one(config: TeacherConfig, cache_path: Path) -> Teacher:
         except ValueError:
             raise ConfigError(f"bad fake teacher spec {spec!r}", hint="use `fake` or `fake:SECONDS`, e.g. fake:0.05",
                               location=Location(field="teacher.model")) from None
-        return _cached(FakeTeacher(latency_s=latency), cache_path)
-    from graftlm.teacher.factory import make_teacher
-
-    try:
-        return make_teacher(config, cache_path=cache_path)
-    except ModuleNotFoundError as e:
-        if e.name != "graftlm.teacher.cache":
-            raise
-        log.warning("the call cache is not available; generation cannot resume unfinished units from it")
-        return make_teacher(config)
+        return CachedTeacher(FakeTeacher([respond], latency_s=latency), cache_path)
+    return make_teacher(config, cache_path=cache_path, responders=[respond])
 
 
-def _cached(teacher: Teacher, cache_path: Path) -> Teacher:
-    try:
-        from graftlm.teacher.cache import CachedTeacher  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError:
-        return teacher
-    return CachedTeacher(teacher, cache_path)  # type: ignore[no-any-return,unused-ignore]
+async def run_unit(ctx: Context, unit: Unit) -> UnitResult:
+    """Run one unit through the pipeline its payload's type names."""
+    p = unit.payload
+    if isinstance(p, FreeformPayload):
+        return await run_freeform_unit(ctx, unit, p)
+    if isinstance(p, GroundedPayload):
+        return await run_grounded_unit(ctx, unit, p)
+    if isinstance(p, KnowledgePayload):
+        return await run_knowledge_unit(ctx, unit, p)
+    return await run_aux_unit(ctx, unit, p)
 
 
 async def _run_units(units: list[Unit], teacher: Teacher, judge: Teacher, recipe: Recipe, journal: Path | None,
@@ -348,7 +352,7 @@ async def _run_units(units: list[Unit], teacher: Teacher, judge: Teacher, recipe
         journal.parent.mkdir(parents=True, exist_ok=True)
 
     async def one(unit: Unit) -> None:
-        result = await RUNNERS[unit.kind](ctx, unit)
+        result = await run_unit(ctx, unit)
         done[unit.unit_id] = result
         # A unit hit by a teacher failure is used in this run but not journaled: a rerun retries it
         # (its successful requests come from the call cache).
@@ -497,7 +501,7 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
     write_jsonl(out / "rejects.jsonl", rejects)
     write_jsonl(out / "chunks.jsonl", chunks)
     if not train:
-        log.warning("generate produced no training samples for any leaf")
+        raise nothing_kept(out, warnings, sum(a.generated for a in accounts.values()))
     manifest = {
         "stage": "generate",
         "input_hash": input_hash,
@@ -516,6 +520,21 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
     }
     write_manifest(out, manifest)
     return out
+
+
+def nothing_kept(out: Path, warnings: list[str], generated: int) -> StageError:
+    """The error of a generation that kept no training sample: why, per leaf, and what to try next. The
+    data files stay for inspection; without a manifest the folder is not taken for finished output."""
+    reasons = "\n  ".join(warnings) or "no leaf produced a candidate"
+    return StageError(
+        f"generate kept 0 training samples ({generated} candidates generated); there is nothing to train on:\n  "
+        f"{reasons}",
+        hint=f"see what the teacher writes and how it is judged with `graft generate TAXONOMY --out {out} --preview`, "
+             f"and the reasons in {out / 'rejects.jsonl'}; a teacher too small to judge (such as the embedded "
+             "`default` model) needs the judges off: set generate.judge_questions, generate.rate_pairs and "
+             "generate.judge_knowledge to false in the recipe (as recipes/cpu-demo.yaml does), or use a larger "
+             "teacher or judge",
+    )
 
 
 def _round_robin(results: list[UnitResult], keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from graftlm.errors import TaxonomyError
-from graftlm.taxonomy.validate import BRANCHES, QNA
+from graftlm.taxonomy.layout import is_leaf_path, leaf_files
 
 EMPTY = "empty"
 DEFAULT_BASE = "origin/main"
@@ -36,15 +36,8 @@ class _GitFailed(Exception):
     pass
 
 
-def _is_leaf_path(rel: str) -> bool:
-    parts = Path(rel).parts
-    return len(parts) >= 2 and parts[0] in BRANCHES and parts[-1] == QNA
-
-
 def changed_leaves(root: Path, base: str = DEFAULT_BASE) -> list[Path]:
     """`qna.yaml` paths (under `root`) of the leaves changed against `base`, sorted."""
-    from graftlm.taxonomy.load import leaf_files
-
     root = Path(root)
     if not root.is_dir():
         raise TaxonomyError(f"taxonomy folder not found: {root}")
@@ -79,4 +72,4 @@ def changed_leaves(root: Path, base: str = DEFAULT_BASE) -> list[Path]:
         changed.update(p for p in out.split("\0") if p)
     out = _git(["ls-files", "--others", "--exclude-standard", "-z", "--", "."], root)
     changed.update(p for p in out.split("\0") if p)
-    return sorted(root / p for p in changed if _is_leaf_path(p) and os.path.lexists(root / p))
+    return sorted(root / p for p in changed if is_leaf_path(p) and os.path.lexists(root / p))

@@ -6,39 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.errors import Location, TaxonomyError
+from graftlm.taxonomy.diff import changed_leaves
+from graftlm.taxonomy.layout import BRANCHES, QNA, leaf_files, leaf_name, relative_parts
 from graftlm.taxonomy.model import QA, DocumentRef, KnowledgeSeed, Leaf, LeafType, SkillSeed
-from graftlm.taxonomy.validate import BRANCHES, QNA, FileReport, find_qna_files, validate_file
+from graftlm.taxonomy.validate import FileReport, validate_file
 
 MAX_LISTED_ERRORS = 20
-
-
-def leaf_name(path: Path, root: Path) -> str:
-    """`root/compositional_skills/writing/poem/qna.yaml` -> `compositional_skills->writing->poem`."""
-    parts = _relative_parts(path, root)
-    return "->".join(parts[:-1]) if parts and parts[-1] == QNA else "->".join(parts)
-
-
-def _relative_parts(path: Path, root: Path) -> tuple[str, ...]:
-    path, root = Path(path).absolute(), Path(root).absolute()
-    try:
-        return path.relative_to(root).parts
-    except ValueError:
-        # not below root: use the path from the nearest branch folder
-        parts = path.parts
-        for i in range(len(parts) - 1, -1, -1):
-            if parts[i] in BRANCHES:
-                return parts[i:]
-        return parts[-2:]
-
-
-def leaf_files(root: Path) -> list[Path]:
-    """Every `qna.yaml` under the branches of a taxonomy root, sorted."""
-    root = Path(root)
-    files: list[Path] = []
-    for branch in BRANCHES:
-        if (root / branch).is_dir():
-            files.extend(find_qna_files(root / branch))
-    return sorted(files)
 
 
 def _attribution(folder: Path) -> dict[str, str]:
@@ -66,7 +39,7 @@ def leaf_from_report(report: FileReport, root: Path) -> Leaf:
     if not report.valid or not isinstance(report.data, dict):
         raise TaxonomyError(f"{report.path} is not a valid leaf", hint=f"run: graft taxonomy validate {report.path}")
     data = report.data
-    parts = _relative_parts(report.path, root)
+    parts = relative_parts(report.path, root)
     branch = parts[0] if parts and parts[0] in BRANCHES else "compositional_skills"
     common: dict[str, Any] = {
         "name": leaf_name(report.path, root),
@@ -159,8 +132,6 @@ def select_leaves(root: Path, base: str | None = None, names: list[str] | None =
     if base is None:
         files = leaf_files(root)
     else:
-        from graftlm.taxonomy.diff import changed_leaves
-
         files = changed_leaves(root, base)
     if names:
         wanted = {n.strip().rstrip("/") for n in names}

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graftlm.taxonomy.layout import leaf_name
 from graftlm.taxonomy.model import Leaf
 from graftlm.taxonomy.validate import FileReport
 
@@ -37,7 +38,7 @@ class LeafStats:
     """Guidance the leaf goes over, one line each (`seed_examples[2].context has 612 words; ...`)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "valid": True}
 
 
 def leaf_stats(leaf: Leaf) -> LeafStats:
@@ -77,6 +78,11 @@ def leaf_stats(leaf: Leaf) -> LeafStats:
     return LeafStats(leaf.name, str(leaf.path), leaf.type.value, seeds, pairs, total, max_ctx, max_qa, flags)
 
 
+def invalid_entry(report: FileReport, root: Path) -> dict[str, Any]:
+    """The `--json` object of an invalid file: its leaf name and the validator's report."""
+    return {"name": leaf_name(Path(report.path), root), **report.to_dict()}
+
+
 def render_tree(stats: list[LeafStats], invalid: list[FileReport], root: Path) -> str:
     """The taxonomy as an indented tree: one line per folder, leaves with type, seeds and words."""
     entries: dict[tuple[str, ...], str] = {}
@@ -92,7 +98,8 @@ def render_tree(stats: list[LeafStats], invalid: list[FileReport], root: Path) -
         except ValueError:
             parts = (str(r.path),)
         entries[tuple(parts)] = f"INVALID: {len(r.errors)} error(s)"
-        notes[tuple(parts)] = []
+        notes[tuple(parts)] = [f"{r.path}:{e.line}:{e.column}: {e.field + ': ' if e.field else ''}{e.message}"
+                               for e in r.errors]
     lines: list[str] = []
     printed: set[tuple[str, ...]] = set()
     for parts in sorted(entries):

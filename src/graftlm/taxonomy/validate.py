@@ -3,7 +3,8 @@
 The rules are the JSON schemas of the `instructlab-schema` package (v1..v3; the version comes from the
 file's `version`, default 1; knowledge below v3 is rejected), plus YAML syntax, empty files and
 non-mapping documents. Lint findings that are harmless to the data (trailing spaces, a missing final
-newline) are warnings. Every finding carries the line and column of the YAML node, the field path
+newline) are warnings; with `strict=True` the file is linted by yamllint with InstructLab's own
+configuration instead, and what yamllint calls an error is an error, for InstructLab's exact verdict. Every finding carries the line and column of the YAML node, the field path
 (`seed_examples[3].answer`) and a message that says what to change.
 
 Hostile files never raise: a binary file, a huge file (refused by size before reading), deep nesting,
@@ -17,21 +18,21 @@ import datetime
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graftlm.taxonomy.layout import QNA, SCHEMA_FOLDERS, find_qna_files
 from graftlm.taxonomy.schema import Violation, checker, load_schema_json
 from graftlm.taxonomy.yamlload import Loaded, YamlReadError, load_yaml
 from graftlm.yamlpos import Path_, field_name
 
-QNA = "qna.yaml"
 MAX_FILE_BYTES = 4 * 1024 * 1024
 """Larger files are refused without being read (the largest community qna.yaml is about 0.6 MB)."""
-SCHEMA_FOLDERS = ("compositional_skills", "knowledge")
-BRANCHES = ("knowledge", "compositional_skills", "foundational_skills")
 LATEST_VERSION = 3
+INSTRUCTLAB_YAMLLINT = "{extends: relaxed, rules: {line-length: disable}}"
+"""The yamllint configuration InstructLab validates with (`instructlab.schema.taxonomy`)."""
 
 
 @dataclass(frozen=True)
@@ -81,25 +82,13 @@ class FileReport:
 # --- finding files -------------------------------------------------------------------------------
 
 
-def find_qna_files(root: Path) -> Iterator[Path]:
-    """Every path named `qna.yaml` below `root` (files, directories and broken links alike), sorted;
-    symlinked folders are not followed and `.git` is skipped."""
-    for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: None):
-        dirnames[:] = sorted(d for d in dirnames if d != ".git")
-        names = set(filenames) | set(dirnames)
-        if QNA in names:
-            yield Path(dirpath) / QNA
-        if QNA in dirnames:
-            dirnames.remove(QNA)
-
-
 def expand_paths(paths: Iterable[Path | str]) -> list[Path | tuple[Path, str]]:
     """Files to validate for each argument: a file as is, every `qna.yaml` below a folder.
-    A folder without any comes back as `(folder, reason)`."""
+    A folder without any, an unreadable folder and a link leaving the folder come back as `(path, reason)`."""
     out: list[Path | tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir() and p.name != QNA:
-            found = sorted(find_qna_files(p))
+            found = sorted(find_qna_files(p), key=lambda item: item[0] if isinstance(item, tuple) else item)
             out.extend(found or [(p, f"no {QNA} under this folder; pass a taxonomy root, a leaf folder "
                                   f"or a {QNA} file")])
         else:
@@ -107,15 +96,15 @@ def expand_paths(paths: Iterable[Path | str]) -> list[Path | tuple[Path, str]]:
     return out
 
 
-def validate_paths(paths: Iterable[Path | str]) -> list[FileReport]:
+def validate_paths(paths: Iterable[Path | str], *, strict: bool = False) -> list[FileReport]:
     """Validate taxonomy roots, leaf folders or `qna.yaml` files; one report per file, never raises for
-    bad input."""
+    bad input. `strict`: InstructLab's verdict, yamllint errors included (see `validate_file`)."""
     reports = []
     for item in expand_paths(paths):
         if isinstance(item, tuple):
             reports.append(FileReport(item[0]).error(item[1]))
         else:
-            reports.append(validate_file(item))
+            reports.append(validate_file(item, strict=strict))
     return reports
 
 
@@ -211,8 +200,24 @@ def _lint(text: str, report: FileReport) -> None:
                                      "no newline at the end of the file; add one"))
 
 
-def validate_file(path: Path | str) -> FileReport:
-    """Validate one `qna.yaml`. Never raises for bad input: problems become `report.errors`."""
+def _yamllint(text: str, report: FileReport) -> None:
+    """yamllint's findings with InstructLab's configuration, at yamllint's level. Syntax errors are left
+    to the YAML reader, which explains them better."""
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    for p in linter.run(text, YamlLintConfig(content=INSTRUCTLAB_YAMLLINT)):
+        if p.rule is None:
+            continue
+        issue = Issue(p.line, p.column, "", f"{p.desc} (yamllint rule {p.rule}"
+                      + ("; InstructLab rejects the file for it)" if p.level == "error" else ")"))
+        (report.errors if p.level == "error" else report.warnings).append(issue)
+
+
+def validate_file(path: Path | str, *, strict: bool = False) -> FileReport:
+    """Validate one `qna.yaml`. Never raises for bad input: problems become `report.errors`.
+    `strict`: lint with yamllint as InstructLab does (files of version 2 and later), its errors (e.g.
+    trailing spaces) as errors and its warnings as warnings, so the verdict is InstructLab's exactly."""
     path = Path(path)
     report = FileReport(path)
     try:
@@ -222,7 +227,8 @@ def validate_file(path: Path | str) -> FileReport:
         text = _decode(raw, report)
         if text is None:
             return report
-        _lint(text, report)
+        if not strict:
+            _lint(text, report)
         try:
             loaded = load_yaml(text)
         except YamlReadError as e:
@@ -239,6 +245,8 @@ def validate_file(path: Path | str) -> FileReport:
             return report.error("the file is not valid: the top level must be a mapping of `key: value` "
                                 f"pairs, not {_describe(data)}", line, col)
         report.data = data
+        if strict and file_version(data) > 1:  # as InstructLab: version 1 files are not linted
+            _yamllint(text, report)
         _check_schema(path, data, loaded, report)
         if report.valid and report.schema == "compositional_skills":
             _check_grounded(path, data, loaded, report)

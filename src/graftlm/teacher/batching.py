@@ -3,6 +3,11 @@
 `LocalTeacher` and `graft serve` submit rows (one prompt, one sample each); the batcher waits a few
 milliseconds for company, then hands up to `max_batch` rows to `run_batch` in its own thread. While a
 batch runs, new rows queue up and form the next batch, so throughput grows with concurrency.
+
+Requests are served oldest first: each call starts with the request that has waited longest, then takes
+the later ones that `fits` allows beside it (for a model: rows whose prompts and answers fit the context
+together, within a bound on the call's work). A request that does not fit waits for a later call without
+holding up the others, and, being older, leads the next one, so nobody waits for ever.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -36,15 +42,18 @@ class Batcher(Generic[RowT, OutT]):
     arrive), `straggler_s` how long it waits while fewer rows are queued than the previous batch had
     (its clients are coming back);
     `max_batch` caps the rows of one call (a request's rows are never split over two calls unless it
-    alone exceeds it).
+    alone exceeds it). `fits(rows)` says whether rows may share one call (default: always); a request is
+    added to a call only if it keeps the call fitting, and one that does not fit even alone runs alone.
     `batch_sizes` records the number of rows of every call made, for tests and benchmarks."""
 
     def __init__(self, run_batch: Callable[[list[RowT]], Sequence[OutT]], *, max_batch: int = 32,
-                 wait_s: float = 0.005, straggler_s: float = 0.05, name: str = "graft-batcher") -> None:
+                 wait_s: float = 0.005, straggler_s: float = 0.05, name: str = "graft-batcher",
+                 fits: Callable[[list[RowT]], bool] | None = None) -> None:
         self.run_batch = run_batch
         self.max_batch = max(1, max_batch)
         self.wait_s = wait_s
         self.straggler_s = straggler_s
+        self.fits = fits or (lambda rows: True)
         self._last_size = 1
         self.name = name
         self.batch_sizes: list[int] = []
@@ -88,20 +97,31 @@ class Batcher(Generic[RowT, OutT]):
             thread.join(timeout=60)
 
     def _loop(self) -> None:
-        pending: _Job[RowT, OutT] | None = None
+        waiting: deque[_Job[RowT, OutT]] = deque()  # taken from the queue, not yet run, oldest first
+        stop = False
         while True:
-            job = pending if pending is not None else self._queue.get()
-            pending = None
-            if job is None:
-                return
-            jobs = [job]
-            n_rows = len(job.rows)
+            if not waiting:
+                if stop:
+                    return
+                job = self._queue.get()
+                if job is None:
+                    return
+                waiting.append(job)
+            first = waiting.popleft()
+            jobs, rows = [first], list(first.rows)
+            later: deque[_Job[RowT, OutT]] = deque()
+            for job in waiting:
+                if self._joins(rows, job):
+                    jobs.append(job)
+                    rows.extend(job.rows)
+                else:
+                    later.append(job)
+            waiting = later
             start = last = time.monotonic()
-            stop = False
-            while n_rows < self.max_batch:
+            while not stop and len(rows) < self.max_batch:
                 # Clients answered by the last batch come back one by one: wait a little longer for them;
                 # after that, keep collecting while requests arrive less than `wait_s` apart.
-                if n_rows < self._last_size:
+                if len(rows) < self._last_size:
                     deadline = start + max(self.wait_s, self.straggler_s)
                 else:
                     deadline = last + self.wait_s
@@ -112,17 +132,18 @@ class Batcher(Generic[RowT, OutT]):
                     break
                 if nxt is None:
                     stop = True
-                    break
-                if n_rows + len(nxt.rows) > self.max_batch:
-                    pending = nxt
-                    break
-                jobs.append(nxt)
-                n_rows += len(nxt.rows)
-                last = time.monotonic()
-            self._last_size = n_rows
+                elif self._joins(rows, nxt):
+                    jobs.append(nxt)
+                    rows.extend(nxt.rows)
+                    last = time.monotonic()
+                else:
+                    waiting.append(nxt)
+            self._last_size = len(rows)
             self._run_jobs(jobs)
-            if stop:
-                return
+
+    def _joins(self, rows: list[RowT], job: _Job[RowT, OutT]) -> bool:
+        """Whether `job` may join a call that already holds `rows`."""
+        return len(rows) + len(job.rows) <= self.max_batch and self.fits(rows + job.rows)
 
     def _run_jobs(self, jobs: list[_Job[RowT, OutT]]) -> None:
         live = [j for j in jobs if j.future.set_running_or_notify_cancel()]

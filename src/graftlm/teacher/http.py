@@ -16,13 +16,16 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from httpx import USE_CLIENT_DEFAULT
 
 from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import TeacherError
+from graftlm.redact import split_credentials, strip_credentials
 from graftlm.teacher.base import ChatResult, Completion, Message, SamplingOptions, Usage
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,8 @@ def normalize_url(url: str) -> str:
     """`http://host:8000`, `.../v1` and `.../v1/` all become `http://host:8000/v1`."""
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise TeacherError(f"not an http(s) URL: {url!r}", hint="write endpoints as http://host:port/v1")
+        raise TeacherError(f"not an http(s) URL: {strip_credentials(url)!r}",
+                           hint="write endpoints as http://host:port/v1")
     if not url.split("://", 1)[1].count("/"):
         url += "/v1"
     return url
@@ -75,6 +79,9 @@ class Pool:
 @dataclass
 class Endpoint:
     url: str
+    """Without credentials: this is the form that is logged, shown and stored."""
+    auth: tuple[str, str] | None = None
+    """(user, password) from a URL written `http://user:password@host/v1`, sent as basic auth."""
     in_flight: int = 0
     backoff_until: float = 0.0
     failures: int = 0
@@ -100,7 +107,7 @@ class HttpTeacher:
                  prompt_renderer: Any = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
         if not urls:
             raise TeacherError("no teacher endpoint given", hint="set teacher.model to http://host:port/v1")
-        self.endpoints = [Endpoint(normalize_url(u)) for u in urls]
+        self.endpoints = [Endpoint(*split_credentials(normalize_url(u))) for u in urls]
         self.model_name = model_name
         self.model_id = model_name or ",".join(e.url for e in self.endpoints)
         self.api_key_env = api_key_env
@@ -127,6 +134,7 @@ class HttpTeacher:
         }
         self._verify: Any = None
         self._has_key = bool(api_key)
+        self.timeout_s = timeout_s
 
     @classmethod
     def from_config(cls, config: TeacherConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> HttpTeacher:
@@ -160,8 +168,8 @@ class HttpTeacher:
             body["messages"] = messages
             path = "/chat/completions"
         start = time.perf_counter()
-        data = await self.request("POST", path, json=body)
-        result = parse_completion(data, self.use_completions, options.n, model)
+        result = await self.request("POST", path, json=body,
+                                    parse=lambda data: parse_completion(data, self.use_completions, options.n, model))
         result = ChatResult(result.completions, result.usage, result.model, time.perf_counter() - start)
         self.usage = self.usage + result.usage
         self.requests += 1
@@ -223,7 +231,10 @@ class HttpTeacher:
                 self._model_lock = asyncio.Lock()
             self._loop = loop
 
-    async def request(self, method: str, path: str, json: dict[str, Any] | None = None) -> Any:
+    async def request(self, method: str, path: str, json: dict[str, Any] | None = None,
+                      parse: Callable[[Any], Any] | None = None) -> Any:
+        """The JSON reply to one request, after retries; `parse` turns it into the result, and a
+        `BadReply` it raises becomes a TeacherError naming the field and the endpoint (not retried)."""
         self._bind_loop()
         async with self._semaphore:
             last = ""
@@ -233,7 +244,7 @@ class HttpTeacher:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 try:
-                    return await self._attempt(endpoint, method, path, json)
+                    data = await self._attempt(endpoint, method, path, json)
                 except _Retry as r:
                     last = r.reason
                     endpoint.failures += 1
@@ -246,6 +257,13 @@ class HttpTeacher:
                              attempt + 1, self.max_retries, delay)
                     if len(self.endpoints) == 1:
                         await asyncio.sleep(delay)
+                    continue
+                try:
+                    return parse(data) if parse is not None else data
+                except BadReply as e:
+                    raise TeacherError(f"{endpoint.url}{path} sent a reply that is not an OpenAI completion: {e}",
+                                       hint="check that the endpoint is an OpenAI-compatible server "
+                                            "(`curl URL/models`)") from None
             raise TeacherError(f"the teacher failed after {self.max_retries + 1} attempts: {last}",
                                hint="check that the server is up and not overloaded; raise teacher.max_retries "
                                     "or teacher.timeout_s, or lower teacher.max_in_flight")
@@ -256,9 +274,12 @@ class HttpTeacher:
         endpoint.in_flight += 1
         pool.in_flight += 1
         try:
-            response = await pool.client.request(method, url, json=json)
-        except httpx.TimeoutException:
-            raise _Retry(f"timed out ({url})") from None
+            # httpx's timeout bounds each read; this bounds the whole attempt, so a server that dribbles
+            # bytes cannot hold a request longer than teacher.timeout_s.
+            async with asyncio.timeout(self.timeout_s):
+                response = await pool.client.request(method, url, json=json, auth=endpoint.auth or USE_CLIENT_DEFAULT)
+        except (httpx.TimeoutException, TimeoutError):
+            raise _Retry(f"timed out after {self.timeout_s:g} s ({url})") from None
         except httpx.TransportError as e:
             raise _Retry(f"cannot connect to {url}: {type(e).__name__}") from None
         finally:
@@ -322,23 +343,65 @@ def error_detail(response: httpx.Response) -> str:
     return str(data)[:200]
 
 
+class BadReply(ValueError):
+    """A reply that is JSON but not the shape of an OpenAI completion; the message names the field."""
+
+
+def _describe(value: Any) -> str:
+    return "null" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"
+
+
+def _token_count(usage: dict[str, Any], key: str) -> int:
+    value = usage.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadReply(f"usage.{key} must be a whole number of tokens, not {_describe(value)}")
+    return value
+
+
 def parse_completion(data: Any, completions_api: bool, n: int, model: str) -> ChatResult:
-    """A ChatResult from a chat-completions or completions response body."""
-    try:
-        choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
-        texts = [c["text"] if completions_api else (c["message"].get("content") or "") for c in choices]
-        reasons = [c.get("finish_reason") for c in choices]
-    except (KeyError, TypeError, AttributeError) as e:
-        raise TeacherError(f"the teacher's answer is not an OpenAI completion (missing {e})",
-                           hint="check that the endpoint is OpenAI-compatible") from None
+    """A ChatResult from a chat-completions or completions response body. Raises BadReply naming the
+    field when the body is not that shape (content must be text or null, usage a mapping of counts)."""
+    if not isinstance(data, dict):
+        raise BadReply(f"the reply must be a JSON object, not {_describe(data)}")
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        raise BadReply(f"choices must be a list, not {_describe(choices)}")
+    texts, reasons, order = [], [], []
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            raise BadReply(f"choices[{i}] must be an object, not {_describe(choice)}")
+        if completions_api:
+            text, where = choice.get("text"), f"choices[{i}].text"
+        else:
+            message = choice.get("message")
+            if not isinstance(message, dict):
+                raise BadReply(f"choices[{i}].message must be an object, not {_describe(message)}")
+            text, where = message.get("content"), f"choices[{i}].message.content"
+        if text is not None and not isinstance(text, str):
+            raise BadReply(f"{where} must be text or null, not {_describe(text)}")
+        reason, index = choice.get("finish_reason"), choice.get("index", i)
+        if reason is not None and not isinstance(reason, str):
+            raise BadReply(f"choices[{i}].finish_reason must be text or null, not {_describe(reason)}")
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise BadReply(f"choices[{i}].index must be a whole number, not {_describe(index)}")
+        texts.append(text or "")
+        reasons.append(reason)
+        order.append(index)
     if len(texts) != n:
         raise TeacherError(f"asked the teacher for n={n} completions, got {len(texts)}",
                            hint="some servers ignore `n`; use n=1 with different seeds instead")
-    usage = data.get("usage") or {}
+    usage = data.get("usage")
+    if usage is None:
+        usage = {}
+    if not isinstance(usage, dict):
+        raise BadReply(f"usage must be an object of token counts, not {_describe(usage)}")
+    ranked = sorted(range(len(texts)), key=lambda j: order[j])
     return ChatResult(
-        completions=tuple(Completion(t, r) for t, r in zip(texts, reasons, strict=True)),
-        usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
-        model=str(data.get("model") or model),
+        completions=tuple(Completion(texts[j], reasons[j]) for j in ranked),
+        usage=Usage(_token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens")),
+        model=data["model"] if isinstance(data.get("model"), str) and data["model"] else model,
     )
 
 

@@ -2,7 +2,9 @@
 
 Every request is rendered with the tokenizer's chat template and split into `n` rows (one per
 sample). Rows of concurrent requests are batched by `graftlm.teacher.batching.Batcher` into one
-left-padded `generate` call. Sampling happens in a logits processor, row by row, so each row keeps its
+left-padded `generate` call, but only rows whose prompts plus answers fit the context together, within
+`max_batch_tokens` of padded work per call: no row's answer is cut short by a longer prompt beside it,
+and a long prompt runs with few others instead of holding many short requests. Sampling happens in a logits processor, row by row, so each row keeps its
 own temperature, top_p, seed and length limit inside a shared batch; a stopping criterion ends a
 row at end-of-sequence, at its own `max_tokens`, or at one of its stop strings.
 """
@@ -69,7 +71,7 @@ class LocalTeacher:
     """A local causal LM answering chat requests, with concurrent requests batched together."""
 
     def __init__(self, model: Any, tokenizer: Any, *, model_id: str, max_batch: int = 32,
-                 wait_s: float = 0.005) -> None:
+                 wait_s: float = 0.005, max_batch_tokens: int = 65536) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.model_id = model_id
@@ -78,8 +80,9 @@ class LocalTeacher:
         eos = getattr(model.generation_config, "eos_token_id", None) or tokenizer.eos_token_id
         self.eos_ids = frozenset(eos if isinstance(eos, list) else [eos])
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
+        self.max_batch_tokens = max_batch_tokens
         self.batcher: Batcher[Row, RowOutput] = Batcher(self._generate_rows, max_batch=max_batch, wait_s=wait_s,
-                                                        name=f"graft-generate-{model_id}")
+                                                        name=f"graft-generate-{model_id}", fits=self.fits)
 
     @classmethod
     def from_config(cls, config: TeacherConfig) -> LocalTeacher:
@@ -91,9 +94,16 @@ class LocalTeacher:
 
             torch.set_num_threads(config.cpu_threads)
         model, tokenizer = load_model(config.model.strip(), device=config.device, dtype=config.dtype)
-        return cls(model, tokenizer, model_id=ref.name, max_batch=config.max_in_flight)
+        return cls(model, tokenizer, model_id=ref.name, max_batch=config.max_in_flight,
+                   max_batch_tokens=config.max_batch_tokens)
 
     # -- requests ---------------------------------------------------------------------------------
+
+    def fits(self, rows: list[Row]) -> bool:
+        """Whether rows may share one generate call: left-padded to the longest prompt, every row still has
+        room for its own `max_tokens`, and the call's padded tokens stay within `max_batch_tokens`."""
+        width = max(len(r.prompt_ids) for r in rows) + max(r.max_tokens for r in rows)
+        return width <= self.context_length and len(rows) * width <= self.max_batch_tokens
 
     def render(self, messages: list[Message]) -> list[int]:
         """Token ids of the chat-template prompt for `messages`, ending with the assistant header."""
@@ -160,9 +170,10 @@ class LocalTeacher:
             input_ids[i, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids, dtype=torch.long)
             attention[i, width - len(r.prompt_ids):] = 1
         input_ids, attention = input_ids.to(device), attention.to(device)
-        max_new = min(max(r.max_tokens for r in rows), self.context_length - width)
-        if max_new < 1:
-            raise TeacherError(f"the batch's longest prompt ({width} tokens) fills the context of {self.model_id}")
+        max_new = max(r.max_tokens for r in rows)
+        if width + max_new > self.context_length:  # `fits` keeps batches from this; one request alone never
+            raise TeacherError(f"a batch of {width} prompt and {max_new} new tokens is over the context of "
+                               f"{self.model_id} ({self.context_length} tokens)")
         sampler = RowSampler(rows, device)
         stopper = RowStopper(rows, width, self.eos_ids, self.tokenizer)
         config = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=self.pad_id,

@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from eval_helpers import KNOWLEDGE_LEAF, make_run_dir
 
 from graftlm.report import run_report
+from tests.evaluate.eval_helpers import KNOWLEDGE_LEAF, make_run_dir
 
 PLOTS = {"eval_leaves.png", "training.png", "checkpoints.png", "funnel.png"}
 

@@ -1,25 +1,21 @@
-"""Seams between stages that `graft run` relies on, checked with the fake teacher (no model)."""
+"""Generation options that `graft run` relies on, checked with the fake teacher (no model)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import yaml
-
 from graftlm.artifacts import read_jsonl
 from graftlm.config import recipe_from_dict
+from graftlm.testing.taxonomy import build_taxonomy
 
 
 def skill_taxonomy(root: Path) -> Path:
-    leaf = root / "compositional_skills" / "writing" / "polite"
-    leaf.mkdir(parents=True)
-    (leaf / "qna.yaml").write_text(yaml.safe_dump({
+    return build_taxonomy(root, {"compositional_skills/writing/polite": {
         "version": 3, "created_by": "tests", "task_description": "Rewrite a command as a polite request.",
         "seed_examples": [{"question": f"Make this polite: do task {i}.", "answer": f"Could you please do task {i}?"}
                           for i in range(5)],
-    }), encoding="utf-8")
-    return root
+    }})
 
 
 def test_rate_pairs_off_skips_the_rating_stage(tmp_path: Path) -> None:

@@ -1,10 +1,8 @@
-"""Fixtures for mixing and training tests: a small generate folder with every kind of sample."""
+"""Builders for mixing and training tests: a small generate folder with every kind of sample."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from graftlm.artifacts import write_jsonl, write_manifest
 from graftlm.records import SYSTEM_PROMPT, Sample
@@ -38,8 +36,3 @@ def make_generate_dir(root: Path, *, short: int = 6, long: int = 3, foundational
     write_jsonl(root / "train.jsonl", [s.to_json() for s in samples])
     write_manifest(root, {"stage": "generate", "counts": {"train": len(samples)}})
     return root
-
-
-@pytest.fixture
-def generate_dir(tmp_path: Path) -> Path:
-    return make_generate_dir(tmp_path / "generate")

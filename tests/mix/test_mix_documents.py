@@ -12,8 +12,7 @@ from graftlm.config.train import MixConfig
 from graftlm.errors import InputError
 from graftlm.mix import build_phases, document_copies, document_samples, read_chunks, run_mix
 from graftlm.records import Sample
-
-from .conftest import make_generate_dir, sample
+from tests.samples import make_generate_dir, sample
 
 LEAF = "knowledge->x"
 

@@ -13,8 +13,7 @@ from graftlm.config.train import ExtraDataset, MixConfig
 from graftlm.errors import ConfigError, InputError
 from graftlm.mix import answer_words, build_phases, draw, read_samples, run_mix
 from graftlm.records import Sample
-
-from .conftest import make_generate_dir, sample
+from tests.samples import make_generate_dir, sample
 
 
 def _samples() -> list[Sample]:
