@@ -4,8 +4,9 @@ Trains the same student with the same settings (cpu-demo-like: lr 1e-4, batch 4,
 several data sets, each with the forgetting-control variants asked for, and scores every trained model on
 an exam written from the documents (not from generated data, `examples/exams/vescary.jsonl`):
 
-- closed-book fact recall of the base and of the trained model (share of each question's keywords in the
-  answer, after normalising case, numbers and number words), the open-book bound (the base model with the
+- closed-book fact recall of the base and of the trained model (`graftlm.evaluate.facts.fact_recall`: the
+  share of each question's keywords the answer states, after normalising case, numbers, number words and
+  units), the open-book bound (the base model with the
   exam item's passage in its prompt), the share of the gap between them that training closed;
 - drift: the change of perplexity on the general conversations the evaluation uses (`evaluate/retention.py`);
 - training samples per fact of the documents and the training wall time.
@@ -34,7 +35,6 @@ import hashlib
 import json
 import logging
 import math
-import re
 import shutil
 import sys
 import time
@@ -138,25 +138,34 @@ def datasets(args: argparse.Namespace) -> tuple[dict[str, list[Any]], list[str]]
 
 # -- scoring ------------------------------------------------------------------------------------------------
 
-NUMBER_WORDS = {w: str(i) for i, w in enumerate([
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])}
+def recall(answer: str, item: dict[str, Any]) -> float:
+    """Fact recall of one exam item: the share of its keywords the answer states (`graftlm.evaluate.facts`)."""
+    from graftlm.evaluate.facts import fact_recall
+
+    return fact_recall(answer, str(item.get("answer", "")), question=str(item["question"]),
+                       keywords=list(item["keywords"])).score
 
 
-def normal_tokens(text: str) -> list[str]:
-    """Lower-case word tokens with thousands separators dropped, number words as digits and % as `percent`."""
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.lower()).replace("%", " percent")
-    return [NUMBER_WORDS.get(t, t) for t in re.findall(r"[a-z0-9]+(?:[.'-][a-z0-9]+)*", text)]
+def scored(said: list[str], exam: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean fact recall of answers to the exam, the count of fully answered items, and the answers."""
+    scores = [recall(a, it) for a, it in zip(said, exam, strict=True)]
+    return {"recall": sum(scores) / len(scores), "full": sum(1 for x in scores if x == 1.0),
+            "answers": [{"question": it["question"], "answer": a, "recall": x}
+                        for it, a, x in zip(exam, said, scores, strict=True)]}
 
 
-def recall(answer: str, keywords: list[str]) -> float:
-    """Share of the keywords whose normalised tokens appear, in order and adjacent, in the normalised answer."""
-    ans = normal_tokens(answer)
-    found = 0
-    for k in keywords:
-        kt = normal_tokens(k)
-        found += any(ans[i:i + len(kt)] == kt for i in range(len(ans) - len(kt) + 1))
-    return found / len(keywords)
+def row_scores(closed: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The exam columns of a row from its closed-book answers and the base's."""
+    gap = base["open"]["recall"] - base["closed"]["recall"]
+    return {"closed_base": base["closed"]["recall"], "closed_trained": closed["recall"],
+            "open_base": base["open"]["recall"], "full_base": base["closed"]["full"], "full_trained": closed["full"],
+            "gap_closed": (closed["recall"] - base["closed"]["recall"]) / gap if gap > 0 else None,
+            "answers": closed["answers"]}
+
+
+def rescored(answers: list[dict[str, Any]], exam: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stored answers scored again with the current recall function (finished rows stay comparable)."""
+    return scored([a["answer"] for a in answers], exam)
 
 
 def exam_messages(item: dict[str, Any], open_book: bool) -> list[dict[str, str]]:
@@ -190,13 +199,10 @@ def answers(folder: Path, prompts: list[list[dict[str, str]]], max_new_tokens: i
 
 def exam_score(folder: Path, exam: list[dict[str, Any]], open_book: bool, max_new_tokens: int,
                device: str = "cpu") -> dict[str, Any]:
-    """Mean fact recall on the exam, the count of fully answered items, and the answers."""
+    """The exam answered by the model in `folder`, scored (`scored`)."""
     said = answers(folder, [exam_messages(it, open_book) for it in exam], max_new_tokens,
                    "open-book" if open_book else "closed-book", device)
-    scores = [recall(a, list(it["keywords"])) for a, it in zip(said, exam, strict=True)]
-    return {"recall": sum(scores) / len(scores), "full": sum(1 for s in scores if s == 1.0),
-            "answers": [{"question": it["question"], "answer": a, "recall": s}
-                        for it, a, s in zip(exam, said, scores, strict=True)]}
+    return scored(said, exam)
 
 
 def perplexities(base: Path, trained: Path, device: str = "cpu") -> tuple[float, float]:
@@ -239,18 +245,14 @@ def run_row(name: str, samples: list[Any], cfg: Any, student: Path, args: argpar
     trained = Path(manifest["selected"])
     closed = exam_score(trained, exam, False, args.max_new_tokens, args.device)
     ppl_base, ppl_trained = perplexities(student, trained, args.device)
-    gap = base["open"]["recall"] - base["closed"]["recall"]
     if not args.keep_models:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return {
         "row": name, "samples": len(samples), "samples_per_fact": len(samples) / facts, "epochs": cfg.epochs,
-        "closed_base": base["closed"]["recall"], "closed_trained": closed["recall"], "open_base": base["open"]["recall"],
-        "full_base": base["closed"]["full"], "full_trained": closed["full"], "items": len(exam),
-        "gap_closed": (closed["recall"] - base["closed"]["recall"]) / gap if gap > 0 else None,
+        "items": len(exam), **row_scores(closed, base),
         "ppl_base": ppl_base, "ppl_trained": ppl_trained, "drift": ppl_trained / ppl_base - 1,
         "train_s": seconds, "config": {k: v for k, v in cfg.model_dump(mode="json").items()
                                        if k in ("learning_rate", "epochs", "kl_to_base", "decay_to_base")},
-        "answers": closed["answers"],
     }
 
 
@@ -343,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                 "closed": exam_score(student, exam, False, args.max_new_tokens, args.device),
                 "open": exam_score(student, exam, True, args.max_new_tokens, args.device)}
         base_file.write_text(json.dumps(base, indent=1))
+    base = {**base, "closed": rescored(base["closed"]["answers"], exam), "open": rescored(base["open"]["answers"], exam)}
     log.info("base: closed-book %.2f, open-book %.2f", base["closed"]["recall"], base["open"]["recall"])
 
     results = []
@@ -353,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             done = args.out / "rows" / f"{name.replace('/', '_')}.json"
             key = {"samples": len(samples), "config": cfg.model_dump(mode="json"), "exam": base["exam"]}
             if done.is_file() and json.loads(done.read_text()).get("key") == key:
-                results.append(json.loads(done.read_text()))
+                row = json.loads(done.read_text())
+                results.append({**row, **row_scores(rescored(row["answers"], exam), base)})
                 log.info("row %s: done before", name)
                 continue
             if args.finished_only:

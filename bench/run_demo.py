@@ -29,8 +29,9 @@ def main() -> int:
     if args.fresh and args.out.exists():
         shutil.rmtree(args.out)
     start = time.perf_counter()
+    # From the repository root: the recipe's eval.questions and eval.documents are relative to it.
     code = subprocess.call([sys.executable, "-m", "graftlm", "run", str(ROOT / "examples" / "taxonomy"),
-                            "--recipe", str(args.recipe), "--out", str(args.out)])
+                            "--recipe", str(args.recipe.resolve()), "--out", str(args.out.resolve())], cwd=ROOT)
     total = time.perf_counter() - start
     if code != 0:
         print(f"graft run failed with exit code {code}", file=sys.stderr)

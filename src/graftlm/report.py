@@ -118,17 +118,24 @@ def learned_section(scores: dict[str, Any] | None) -> list[Block]:
                                  "evaluated yet. Run `graft eval MODEL --data RUN/generate --base BASE --out RUN/eval`."))
         return out
     leaves = scores.get("leaves") or {}
-    if not leaves:
+    exam = (scores.get("exam") or {}).get("leaves") or {}
+    if not leaves and not exam:
         out.append(Block("note", "The evaluation holds no leaves (no held-out items were generated)."))
+    for line in knowledge_headline(scores):
+        out.append(Block("p", line))
     items = []
-    for leaf, block in leaves.items():
-        v = block.get("verdict") or {}
-        items.append(f"**{leaf}** ({block.get('type', '?')}): {v.get('text', 'no verdict')}")
+    for prefix, group in (("", leaves), ("exam: ", exam)):
+        for leaf, block in group.items():
+            v = block.get("verdict") or {}
+            items.append(f"**{prefix}{leaf}** ({block.get('type', '?')}): {v.get('text', 'no verdict')}")
     if items:
         out.append(Block("list", rows=[[i] for i in items]))
         out.append(Block("p", "\"Yes\" and \"got worse\" mean the paired test of trained against base gave p < 0.05 on "
-                              "the same held-out questions; \"not significant\" means p >= 0.05: with this many "
-                              "questions the difference could be noise."))
+                              "the same questions after Holm's correction across every leaf and metric of this "
+                              "report; \"not significant\" means p >= 0.05: with this many questions the difference "
+                              "could be noise. Knowledge is decided by fact recall: the share of the reference's key "
+                              "facts (numbers with units, dates, names, quoted terms, or the exam's keywords) that "
+                              "the answer states."))
     ret = scores.get("retention") or {}
     mt = ret.get("mt_bench")
     if mt and mt.get("diff"):
@@ -146,8 +153,8 @@ def learned_section(scores: dict[str, Any] | None) -> list[Block]:
     if je.get("unparsable"):
         out.append(Block("note", f"The judge (`{scores.get('judge')}`) wrote no parsable rating in {je['unparsable']} of "
                                  f"{je['judgments']} judgments ({je['rate']:.0%}). These are left out of the means, "
-                                 "never counted as zeros; a leaf whose judge failed on most answers is decided by "
-                                 "token F1 instead. A stronger judge (`graft eval --judge URL`) gives judged scores "
+                                 "never counted as zeros; knowledge leaves are decided by fact recall, "
+                                 "which needs no judge. A stronger judge (`graft eval --judge URL`) gives judged scores "
                                  "you can trust."))
     for note in scores.get("skipped") or []:
         out.append(Block("note", f"Skipped: {note}"))
@@ -161,23 +168,67 @@ def eval_section(scores: dict[str, Any] | None) -> list[Block]:
     models = scores.get("models") or {}
     out.append(Block("p", "Trained model: `{}`; base model: `{}`; judge: `{}`.".format(
         models.get("trained", "?"), models.get("base", "none"), scores.get("judge") or "none")))
-    rows = [["leaf", "metric", "n", "base (95% CI)", "trained (95% CI)", "difference (95% CI)", "p", "judge errors", "verdict"]]
-    for leaf, block in (scores.get("leaves") or {}).items():
-        for metric, e in (block.get("evaluators") or {}).items():
-            rows.append(_metric_row(leaf, metric, e))
+    rows = eval_table(scores)
+    if len(rows) > 1:
+        out.append(Block("table", rows=rows))
+        out.append(Block("p", STATS_NOTE))
+    png = plot_leaves(scores)
+    if png:
+        out.append(Block("img", "Per-leaf scores before and after training, with 95% bootstrap intervals",
+                         png=png, name="eval_leaves.png"))
+    return out
+
+
+EVAL_TABLE_HEADER = ["leaf", "metric", "n", "base (95% CI)", "trained (95% CI)", "difference (95% CI)", "p",
+                     "judge errors", "verdict"]
+STATS_NOTE = ("n: items scored for both models, with the number of source clusters (document chunk or seed) in "
+              "brackets when items share sources; intervals resample whole clusters. The interval of a difference "
+              "inverts the paired sign-flip test, so it holds 0 exactly when p >= 0.05; p and verdicts are "
+              "Holm-corrected across every leaf and metric of this report. Rows `open book` show the base model "
+              "answering with the source passage in its prompt, and the share of that gap the trained model "
+              "closed: (trained - base) / (open book - base).")
+
+
+def eval_table(scores: dict[str, Any]) -> list[list[str]]:
+    """`eval/scores.json` as one table: the header, then a row per leaf and metric (with the open-book bound
+    and the share of the gap closed), the exam's leaves, and a row per retention measure. The report and
+    the exported model card both show this table."""
+    rows = [list(EVAL_TABLE_HEADER)]
+    exam = scores.get("exam") or {}
+    for prefix, leaves in (("", scores.get("leaves") or {}), ("exam: ", exam.get("leaves") or {})):
+        for leaf, block in leaves.items():
+            for metric, e in (block.get("evaluators") or {}).items():
+                rows.append(_metric_row(prefix + leaf, metric, e))
+                if e.get("gap_closed"):
+                    rows.append(_gap_row(prefix + leaf, metric, e))
     for name, e in (scores.get("retention") or {}).items():
         if name == "mt_bench":
             rows.append(_metric_row("retention: MT-Bench", "judge_score", e))
         elif name == "drift":
             rows.append(_metric_row("retention: drift", "nll per token (lower is better)", e["nll"]))
             rows.append(_metric_row("retention: drift", "KL(base || trained)", e["kl"]))
-    if len(rows) > 1:
-        out.append(Block("table", rows=rows))
-    png = plot_leaves(scores)
-    if png:
-        out.append(Block("img", "Per-leaf scores before and after training, with 95% bootstrap intervals",
-                         png=png, name="eval_leaves.png"))
-    return out
+    return rows
+
+
+def knowledge_headline(scores: dict[str, Any]) -> list[str]:
+    """The headline knowledge numbers: the share of the open-book gap closed (fact recall), over all
+    held-out knowledge items and over the exam, when measured."""
+    lines = []
+    exam = scores.get("exam") or {}
+    for name, overall in (("held-out knowledge questions", (scores.get("overall") or {}).get("knowledge") or {}),
+                          ("your exam", exam.get("overall") or {})):
+        g = (overall.get("fact_recall") or {}).get("gap_closed")
+        if not g:
+            continue
+        where = (f"fact recall closed-book base {_fmt(g['base'])}, trained {_fmt(g['trained'])}, open-book base "
+                 f"{_fmt(g['open_book'])}; n = {g['n']} in {g['clusters']} source clusters")
+        if g.get("share") is None:
+            lines.append(f"**Share of the open-book gap closed** on {name}: n/a, {g.get('note')} ({where}).")
+        else:
+            lines.append(f"**Share of the open-book gap closed** on {name}: **{_pct(g['share'])}** "
+                         f"(95% CI {_pct((g.get('ci') or [None])[0])} to {_pct((g.get('ci') or [None, None])[1])}; "
+                         f"{where}).")
+    return lines
 
 
 def examples_section(answers: list[dict[str, Any]] | None, per_leaf: int = 3) -> list[Block]:
@@ -205,8 +256,9 @@ def examples_section(answers: list[dict[str, Any]] | None, per_leaf: int = 3) ->
 def _gain(r: dict[str, Any]) -> float:
     def value(role: str) -> float:
         m = (r.get("metrics") or {}).get(role) or {}
-        if "token_f1" in m:
-            return float(m["token_f1"])
+        for metric in ("fact_recall", "token_f1"):  # token F1 in evaluations written before fact recall
+            if metric in m:
+                return float(m[metric])
         j = (r.get("judgments") or {}).get(role) or {}
         return float(j.get("score") or 0) / 10
     return value("trained") - value("base")
@@ -515,10 +567,27 @@ def _metric_row(leaf: str, metric: str, e: dict[str, Any]) -> list[str]:
     for role, x in (("base", b), ("trained", t)):
         if x.get("judge_errors") is not None:
             errors.append(f"{role} {x['judge_errors']}" + (f" ({x['judge_error_rate']:.0%})" if x.get("judge_error_rate") is not None else ""))
-    n = t.get("n", "-")
-    return [leaf, metric, str(n), _est(b), _est(t),
-            f"{_sign(d.get('diff'))} ({_ci(d)})" if d else "-", _p(d.get("p_value"))[2:].replace("= ", "") if d else "-",
+    n = str(d.get("n", t.get("n", "-")))
+    clusters = d.get("clusters") or t.get("clusters")
+    if clusters and str(clusters) != n:
+        n += f" ({clusters})"
+    p = d.get("p_adjusted", d.get("p_value"))
+    return [leaf, metric, n, _est(b), _est(t),
+            f"{_sign(d.get('diff'))} ({_ci(d)})" if d else "-", _p(p)[2:].replace("= ", "") if d else "-",
             ", ".join(errors) or "-", d.get("verdict", "-") if d else "-"]
+
+
+def _gap_row(leaf: str, metric: str, e: dict[str, Any]) -> list[str]:
+    """The open-book bound of a metric: the base model's open-book score and the share of the gap closed."""
+    g = e["gap_closed"]
+    share = (f"gap closed {_pct(g['share'])} ({_pct((g.get('ci') or [None])[0])} to "
+             f"{_pct((g.get('ci') or [None, None])[1])})" if g.get("share") is not None else "gap closed n/a: no gap")
+    return [leaf, f"{metric}, open book", str(g.get("n", "-")), _est(e.get("open_book") or {}), "-", share, "-",
+            "-", "-"]
+
+
+def _pct(x: Any) -> str:
+    return f"{100 * x:.0f}%" if isinstance(x, (int, float)) else "n/a"
 
 
 def _est(x: dict[str, Any]) -> str:

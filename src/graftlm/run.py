@@ -327,6 +327,7 @@ def load_run_context(taxonomy: Path, recipe_path: Path, out: Path, *,
     """Load and check everything a run needs before any teacher call: the recipe, the taxonomy (its
     local document repositories built when missing), the models named by the recipe."""
     from graftlm.config import load_recipe
+    from graftlm.evaluate.exam import check_exam_config
     from graftlm.taxonomy.load import load_taxonomy
 
     recipe = load_recipe(recipe_path, overrides)
@@ -340,6 +341,7 @@ def load_run_context(taxonomy: Path, recipe_path: Path, out: Path, *,
         raise TaxonomyError(f"{taxonomy} has no leaves (no qna.yaml under knowledge/, compositional_skills/ "
                             "or foundational_skills/)", hint="pass the root of an InstructLab taxonomy")
     check_models(recipe)
+    check_exam_config(recipe.eval.questions, recipe.eval.documents)
     out = Path(out)
     return RunContext(taxonomy, recipe, out, leaves, _load_state(out))
 

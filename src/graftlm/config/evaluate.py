@@ -53,6 +53,15 @@ class EvalConfig(Section):
     """Optional lm-evaluation-harness tasks (e.g. `["mmlu"]`) run on base and trained model; needs the
     `lm_eval` package and the task data available locally. Empty: skipped."""
 
+    questions: str | None = None
+    """An exam of your own: a JSONL file, one `{"question", "answer"}` per line with optional `"keywords"` (the
+    key facts), `"context"` (the passage for the open-book bound) and `"leaf"`. Scored like held-out items
+    and reported in its own section. A path relative to the working directory. None: no exam."""
+
+    documents: str | None = None
+    """A document file or folder (Markdown, PDF, text) from which exam questions without a `context` get their
+    open-book passage (the BM25 best match). None: the generate folder's chunks are searched instead."""
+
     selection_metric: Literal["auto", "f1", "judge"] = "auto"
     """Checkpoint selection score. `auto`: knowledge phases use token F1 on held-out knowledge questions (cheap,
     no judge), the skills phase uses judged skill answers. `f1`: always token F1. `judge`: always the judge."""

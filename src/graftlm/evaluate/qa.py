@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from graftlm.evaluate.facts import fact_recall
 from graftlm.evaluate.judge import Judgment, judge_messages, parse_knowledge_judgment, parse_score_judgment
 from graftlm.evaluate.metrics import rouge_l, token_f1
 from graftlm.records import SYSTEM_PROMPT, EvalItem
@@ -59,16 +60,24 @@ class ItemResult:
     def evaluator(self) -> str:
         return "knowledge_qa" if is_knowledge(self.item) else "skill_judged"
 
+    facts: dict[str, Any] = field(default_factory=dict)
+    """The reference's key facts (`basis`, `facts`) and, by role, the ones each answer stated."""
+
     def score_metrics(self) -> None:
         if not is_knowledge(self.item):
             return
+        keywords = self.item.metadata.get("keywords") or None
         for role, answer in self.answers.items():
-            self.metrics[role] = {"token_f1": token_f1(answer, self.item.answer),
+            recall = fact_recall(answer, self.item.answer, question=self.item.question, keywords=keywords)
+            self.facts.update({"basis": recall.basis, "facts": list(recall.facts)})
+            self.facts.setdefault("found", {})[role] = list(recall.found)
+            self.metrics[role] = {"fact_recall": recall.score, "token_f1": token_f1(answer, self.item.answer),
                                   "rouge_l": rouge_l(answer, self.item.answer)}
 
     def values(self, metric: str, role: str) -> float | None:
-        """One number of this item for a metric: `token_f1`, `rouge_l`, `judge_score`, `judge_correct`."""
-        if metric in ("token_f1", "rouge_l"):
+        """One number of this item for a metric: `fact_recall`, `token_f1`, `rouge_l`, `judge_score`,
+        `judge_correct`."""
+        if metric in ("fact_recall", "token_f1", "rouge_l"):
             return self.metrics.get(role, {}).get(metric)
         j = self.judgments.get(role)
         if j is None:
@@ -92,10 +101,12 @@ class ItemResult:
             "answers": self.answers,
             "judgments": {role: j.to_json() for role, j in self.judgments.items()},
             "metrics": self.metrics,
+            **({"facts": self.facts} if self.facts else {}),
         }
 
 
 KNOWLEDGE_METRICS = {
+    "fact_recall": "fact recall: share of the reference's key facts the answer states (0..1)",
     "judge_correct": "share of answers the judge found correct (0..1)",
     "judge_score": "judge rating (1..10)",
     "token_f1": "token F1 against the reference answer (0..1)",

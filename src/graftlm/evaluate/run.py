@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.artifacts import (
-    hash_file,
     hash_obj,
     is_complete,
     read_jsonl,
@@ -29,23 +28,34 @@ from graftlm.artifacts import (
 from graftlm.config import Recipe
 from graftlm.config.teacher import TeacherConfig
 from graftlm.errors import InputError, Location
-from graftlm.evaluate import mc, retention
+from graftlm.evaluate import mc, openbook, retention
 from graftlm.evaluate.answers import ask, fingerprint, gather_limited, is_local, open_teacher
+from graftlm.evaluate.exam import load_exam
 from graftlm.evaluate.judge import JUDGE_STOP, Judgment, close_rating, parse_score_judgment
 from graftlm.evaluate.qa import ItemResult, answer_messages, is_knowledge, judge_request, parse_judgment
-from graftlm.evaluate.scores import metric_entry, qa_entries, verdict
+from graftlm.evaluate.scores import finish, leaf_blocks, metric_entry, qa_entries
 from graftlm.records import EvalItem
 from graftlm.teacher.base import SamplingOptions, Teacher
 
 log = logging.getLogger(__name__)
 
 
-def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_model: str | None = None) -> Path:
-    """Evaluate `model` (and `base_model`, for before/after) on the held-out items of `data_dir`."""
+def run_eval(model: str, data_dir: Path | None, out: Path, recipe: Recipe, *, base_model: str | None = None,
+             questions: Path | None = None, documents: Path | None = None) -> Path:
+    """Evaluate `model` (and `base_model`, for before/after and the open-book bound) on the held-out items of
+    `data_dir` and/or the exam file `questions` (default `eval.questions`), retrieving open-book passages
+    for exam questions from `documents` (default `eval.documents`)."""
     cfg = recipe.eval
-    data_dir, out = Path(data_dir), Path(out)
-    items = select_items(load_items(data_dir), cfg.max_items_per_leaf, cfg.seed)
-    chunks = load_chunks(data_dir)
+    out = Path(out)
+    questions = questions or (Path(cfg.questions) if cfg.questions else None)
+    documents = documents or (Path(cfg.documents) if cfg.documents else None)
+    if data_dir is None and questions is None:
+        raise InputError("nothing to evaluate", hint="pass --data (a `graft generate` folder) and/or --questions")
+    items = select_items(load_items(Path(data_dir)), cfg.max_items_per_leaf, cfg.seed) if data_dir else []
+    exam = load_exam(questions) if questions else []
+    chunks = load_chunks(Path(data_dir)) if data_dir else {}
+    passages = openbook.plan_passages(items + exam, chunks, openbook.document_passages(documents)
+                                      if documents and exam else ()) if base_model else {}
     retention.check_lm_eval(cfg.lm_eval_tasks)
     roles = {"trained": model, **({"base": base_model} if base_model else {})}
     judge_cfg = recipe.judge_or_teacher if cfg.use_judge else None
@@ -53,8 +63,8 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     input_hash = hash_obj({
         "models": {role: [spec, fingerprint(spec)] for role, spec in roles.items()},
         "judge": [judge_cfg.model_dump(), fingerprint(judge_cfg.model)] if judge_cfg else None,
-        "eval": cfg.model_dump(), "eval_jsonl": hash_file(data_dir / "eval.jsonl"),
-        "chunks": hash_file(data_dir / "chunks.jsonl") if (data_dir / "chunks.jsonl").is_file() else None,
+        "eval": cfg.model_dump(), "items": [it.to_json() for it in items + exam],
+        "open_book": {k: [p.text, p.how] for k, p in passages.items()}, "chunks": chunks,
     })
     if is_complete(out, input_hash):
         log.info("evaluation in %s is complete for these inputs; nothing to do", out)
@@ -63,9 +73,9 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     (out / "manifest.json").unlink(missing_ok=True)
     start = time.time()
 
-    results = [ItemResult(item) for item in items]
+    results = [ItemResult(item) for item in items + exam]
     mt_rows: list[dict[str, Any]] = [{"question": q, "answers": {}, "judgments": {}} for q in mt_questions]
-    asyncio.run(_answer_all(roles, results, mt_rows, recipe, out / "cache"))
+    asyncio.run(_answer_all(roles, results, mt_rows, recipe, out / "cache", passages))
     if judge_cfg is not None:
         asyncio.run(_judge_all(judge_cfg, results, mt_rows, recipe, out / "cache"))
     for r in results:
@@ -78,7 +88,8 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     if judge_cfg is None:
         skipped.append("judge: eval.use_judge is off, so skill leaves and MT-Bench are not scored")
 
-    records = [r.to_json() for r in results]
+    records = [{**r.to_json(), **({"open_book": {"passage": passages[r.item.id].text, "how": passages[r.item.id].how}}
+                                  if r.item.id in passages else {})} for r in results]
     records += [{"evaluator": "mt_bench", "question_id": row["question"].get("question_id"),
                  "category": row["question"].get("category"), "turns": row["question"]["turns"],
                  "answers": row["answers"],
@@ -93,10 +104,12 @@ def run_eval(model: str, data_dir: Path, out: Path, recipe: Recipe, *, base_mode
     write_json(out / "scores.json", scores)
     write_manifest(out, {
         "stage": "eval", "input_hash": input_hash, "model": model, "base_model": base_model,
-        "judge": judge_cfg.model if judge_cfg else None, "data_dir": str(data_dir),
-        "data_input_hash": (read_manifest(data_dir) or {}).get("input_hash"), "config": cfg.model_dump(),
-        "counts": {"items": len(items), "mt_bench": len(mt_rows), "multiple_choice": len(mc_rows),
-                   "drift_texts": len(drift_rows)},
+        "judge": judge_cfg.model if judge_cfg else None, "data_dir": str(data_dir) if data_dir else None,
+        "data_input_hash": (read_manifest(Path(data_dir)) or {}).get("input_hash") if data_dir else None,
+        "questions": str(questions) if questions else None, "documents": str(documents) if documents else None,
+        "config": cfg.model_dump(),
+        "counts": {"items": len(items), "exam": len(exam), "open_book": len(passages), "mt_bench": len(mt_rows),
+                   "multiple_choice": len(mc_rows), "drift_texts": len(drift_rows)},
         "seconds": round(time.time() - start, 1),
     })
     return out
@@ -157,8 +170,9 @@ def model_teacher_config(spec: str, recipe: Recipe) -> TeacherConfig:
 # -- answers and judgments -----------------------------------------------------------------------------
 
 async def _answer_all(roles: dict[str, str], results: list[ItemResult], mt_rows: list[dict[str, Any]],
-                      recipe: Recipe, cache_dir: Path) -> None:
-    """Every model answers every item and MT-Bench question; one model in memory at a time."""
+                      recipe: Recipe, cache_dir: Path, passages: dict[str, openbook.Passage]) -> None:
+    """Every model answers every item and MT-Bench question, and the base model every knowledge item with
+    its passage (open book); one model in memory at a time."""
     opts = SamplingOptions(temperature=0.0, max_tokens=recipe.eval.max_new_tokens, seed=recipe.eval.seed)
     for role, spec in roles.items():
         teacher = open_teacher(model_teacher_config(spec, recipe), cache_dir)
@@ -168,6 +182,12 @@ async def _answer_all(roles: dict[str, str], results: list[ItemResult], mt_rows:
                 [partial(ask, teacher, answer_messages(r.item), opts) for r in results], limit, f"{role} answers")
             for r, text in zip(results, texts, strict=True):
                 r.answers[role] = text
+            if role == "base" and passages:
+                book = [r for r in results if r.item.id in passages]
+                texts = await gather_limited([partial(ask, teacher, openbook.open_book_messages(
+                    r.item, passages[r.item.id]), opts) for r in book], limit, "base open-book answers")
+                for r, text in zip(book, texts, strict=True):
+                    r.answers[openbook.ROLE] = text
             convs = await gather_limited([partial(_mt_answers, teacher, row["question"], opts) for row in mt_rows],
                                          limit, f"{role} MT-Bench")
             for row, conv in zip(mt_rows, convs, strict=True):
@@ -286,25 +306,22 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
     cfg = recipe.eval
     nb, sd = cfg.bootstrap_samples, cfg.seed
     role_names = list(roles)
-    leaves: dict[str, Any] = {}
-    by_leaf: dict[str, list[ItemResult]] = {}
-    for r in results:
-        by_leaf.setdefault(r.item.leaf, []).append(r)
-    for leaf, group in by_leaf.items():
-        kind = "knowledge" if is_knowledge(group[0].item) else "skill"
-        evaluators = qa_entries(group, role_names, judged=judged, n_boot=nb, seed=sd)
+    held_out = [r for r in results if r.item.source != "exam"]
+    exam = [r for r in results if r.item.source == "exam"]
+    leaves = leaf_blocks(held_out, role_names, judged=judged, n_boot=nb, seed=sd)
+    for leaf, block in leaves.items():
         leaf_mc = [row for row in mc_rows if row["question"].leaf == leaf]
         if leaf_mc:
-            evaluators["multiple_choice"] = metric_entry(
+            block["evaluators"]["multiple_choice"] = metric_entry(
                 {role: [row["results"][role]["correct"] for row in leaf_mc] for role in role_names},
                 description=f"multiple-choice accuracy from the documents ({cfg.mc_options} options, 0..1)",
                 scale=(0.0, 1.0), n_boot=nb, seed=sd)
-        leaves[leaf] = {"type": kind, "leaf_type": group[0].item.leaf_type, "items": len(group),
-                        "evaluators": evaluators, "verdict": verdict(kind, evaluators)}
+    exam_leaves = leaf_blocks(exam, role_names, judged=judged, n_boot=nb, seed=sd)
+    comparisons = finish(leaves, exam_leaves)
 
     overall: dict[str, Any] = {}
-    for kind, group in (("knowledge", [r for r in results if is_knowledge(r.item)]),
-                        ("skill", [r for r in results if not is_knowledge(r.item)])):
+    for kind, group in (("knowledge", [r for r in held_out if is_knowledge(r.item)]),
+                        ("skill", [r for r in held_out if not is_knowledge(r.item)])):
         if group:
             overall[kind] = qa_entries(group, role_names, judged=judged, n_boot=nb, seed=sd)
     if mc_rows:
@@ -354,6 +371,11 @@ def build_scores(roles: dict[str, str], results: list[ItemResult], mt_rows: list
         "confidence": 0.95,
         "leaves": leaves,
         "overall": overall,
+        "exam": {"leaves": exam_leaves, "overall": qa_entries(exam, role_names, judged=judged, n_boot=nb, seed=sd)}
+        if exam else None,
+        "multiple_comparisons": {"method": "holm", "comparisons": comparisons,
+                                 "note": "p_adjusted and verdicts are Holm-corrected across the leaves and metrics "
+                                         "of this report (held-out and exam); intervals are per comparison"},
         "retention": ret,
         "skipped": skipped,
         "judge_errors": judge_error_summary(results, mt_rows) if judged else None,
