@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graftlm.run import build_docs_repo
+from graftlm.taxonomy.docrepo import build_docs_repo
 
 HERE = Path(__file__).resolve().parent
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -97,9 +95,6 @@ def test_no_circle_between_modules() -> None:
     assert cycles(graph) == []
 
 
-@pytest.mark.xfail(strict=True, reason="graftlm.run imports graftlm.cli.common to format the dry-run plan; the "
-                   "run.py renovation (the library returns the plan, the CLI prints it) removes that import, "
-                   "and then this marker must go")
 def test_only_the_command_line_imports_the_cli() -> None:
     assert climbing_imports(import_graph()) == []
 

@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graftlm.artifacts import hash_file, hash_obj, read_jsonl, read_manifest, write_jsonl, write_manifest
+from graftlm.artifacts import (
+    MANIFEST,
+    hash_file,
+    hash_obj,
+    read_jsonl,
+    read_manifest,
+    write_jsonl,
+    write_manifest,
+)
 from graftlm.config.train import ExtraDataset, MixConfig
 from graftlm.errors import ConfigError, InputError, Location
 from graftlm.records import SYSTEM_PROMPT, Sample
@@ -266,7 +274,7 @@ def run_mix(generate_dir: Path, out: Path, config: MixConfig) -> Path:
     if not phases:
         raise InputError(f"no phase has data in {train_file}", hint="check the generated data's metadata `branch`")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
     entries: list[dict[str, Any]] = []
     for p in phases:
         write_jsonl(out / f"{p.name}.jsonl", [s.to_json() for s in p.samples])

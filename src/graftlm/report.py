@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graftlm.artifacts import atomic_write_text, read_json, read_jsonl, read_manifest, write_manifest
+from graftlm.artifacts import (
+    MANIFEST,
+    atomic_write_text,
+    read_json,
+    read_jsonl,
+    read_manifest,
+    write_manifest,
+)
 
 ANSWER_WORDS = {"yes": "Yes, learned", "worse": "Got worse", "not significant": "Not significant",
                 "no base model": "No base to compare", "not evaluated": "Not evaluated", "no data": "No data"}
@@ -42,7 +49,7 @@ def run_report(run_dir: Path, out: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
     inputs = load_inputs(run_dir)
     blocks = build_blocks(run_dir, inputs)
     for b in blocks:
@@ -69,7 +76,7 @@ def load_inputs(run_dir: Path) -> dict[str, Any]:
         order = (read_manifest(train_dir) or {}).get("phases") or []
         names = [n for n in order if (train_dir / n).is_dir()]
         names += sorted(p.name for p in train_dir.iterdir() if p.is_dir() and p.name not in names
-                        and ((p / "metrics.jsonl").is_file() or (p / "manifest.json").is_file()))
+                        and ((p / "metrics.jsonl").is_file() or (p / MANIFEST).is_file()))
         for name in names:
             metrics: list[dict[str, Any]] = []
             mpath = train_dir / name / "metrics.jsonl"

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from graftlm.run import STAGES, build_docs_repo
+from graftlm.run import STAGES
+from graftlm.taxonomy.docrepo import build_docs_repo
 from graftlm.testing.taxonomy import build_taxonomy
 
 DOC = """# The Copper Owl Ferry

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from graftlm.run import build_docs_repo, prepare_local_documents
+from graftlm.taxonomy.docrepo import build_docs_repo, prepare_local_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "taxonomy"

@@ -6,22 +6,38 @@ from pathlib import Path
 
 import pytest
 
-import graftlm.run as run
+import graftlm.plan as plan
 from graftlm.config import recipe_from_dict
 
 
 def test_calibration_turns_estimates_into_measured_wall_times(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRAFTLM_HOME", str(tmp_path))
     recipe = recipe_from_dict({"teacher": {"model": "fake"}})
-    assert run._calibration(recipe) == {}
+    assert plan.calibration(recipe) == {}
     # A stage estimated at 100 s with a 50 GFLOP/s benchmark took 300 s: ratio 3 at reference 50 GFLOP/s.
-    run._store_calibration(recipe, "train", 300.0, 100.0, 50.0)
+    plan.store_calibration(recipe, "train", 300.0, 100.0, 50.0)
     # Another stage later, estimated with a busier benchmark (25 GFLOP/s, so 2x the seconds): the ratio is
     # expressed at the reference speed, where the same work is estimated at half those seconds.
-    run._store_calibration(recipe, "generate", 100.0, 200.0, 25.0)
-    cal = run._calibration(recipe)
+    plan.store_calibration(recipe, "generate", 100.0, 200.0, 25.0)
+    cal = plan.calibration(recipe)
     assert cal["gflops"] == 50.0
     assert cal["train"] == pytest.approx(3.0)
     assert cal["generate"] == pytest.approx(1.0)  # 100 s over (200 s * 25/50 = 100 s at the reference)
     other = recipe_from_dict({"teacher": {"model": "fake"}, "train": {"student": str(tmp_path)}})
-    assert run._calibration(other) == {}  # another student: another entry
+    assert plan.calibration(other) == {}  # another student: another entry
+
+
+def test_the_estimate_asks_for_as_many_candidates_as_the_run() -> None:
+    """`samples_per_leaf * oversample` is rounded up by generation; the estimate rounds the same way."""
+    from graftlm.generate.pipeline import candidates_per_leaf
+    from graftlm.taxonomy.load import load_taxonomy
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "taxonomy"
+    leaf = next(leaf for leaf in load_taxonomy(root) if leaf.type.value == "freeform_skill")
+    calls = {}
+    for judged in (True, False):
+        recipe = recipe_from_dict({"teacher": {"model": "fake"}, "generate": {
+            "samples_per_leaf": 5, "oversample": 1.5, "judge_questions": judged}})
+        calls[judged] = plan.estimate_leaf(leaf, recipe).calls
+    assert candidates_per_leaf(recipe.generate) == 8  # 7.5 rounded up
+    assert calls[True] - calls[False] == 8  # one question check per candidate

@@ -52,7 +52,7 @@ def test_torchrun_two_processes_gloo(tiny_model: Path, generate_dir: Path, tmp_p
     trained = AutoModelForCausalLM.from_pretrained(manifest["final_model"])
     # The same training in one process gives the same losses and (up to reduction order) the same weights.
     single = run_train(run_mix(generate_dir, tmp_path / "mix", MixConfig(strategy="stacked")), tmp_path / "single",
-                       load_recipe(recipe_file))
+                       load_recipe(recipe_file).train)
     ref = AutoModelForCausalLM.from_pretrained(read_json(single / "manifest.json")["final_model"])
     la = [r["loss"] for r in read_jsonl(out / "stacked" / "metrics.jsonl")]
     lb = [r["loss"] for r in read_jsonl(single / "stacked" / "metrics.jsonl")]

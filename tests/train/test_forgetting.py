@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 def _train(tiny_model: Path, mix_dir: Path, out: Path, **train: Any) -> Path:
     base = {"student": str(tiny_model), "epochs": 3, "batch_size": 4, "max_seq_len": 512,
             "max_tokens_per_row": 512, "learning_rate": 3e-3, "warmup_steps": 1, "num_threads": 1}
-    return run_train(mix_dir, out, recipe_from_dict({"train": {**base, **train}}))
+    return run_train(mix_dir, out, recipe_from_dict({"train": {**base, **train}}).train)
 
 
 def _drift(tiny_model: Path, out: Path) -> tuple[float, float]:

@@ -105,7 +105,7 @@ def test_a_phase_trains_on_the_gpu_with_compiled_layers(tiny_model: Path, genera
     recipe = recipe_from_dict({"train": {"student": str(tiny_model), "epochs": 4, "batch_size": 4,
                                          "max_seq_len": 512, "max_tokens_per_row": 2048, "learning_rate": 3e-3,
                                          "warmup_steps": 1, "device": "cuda", "compile": True}})
-    out = run_train(mix, tmp_path / "train", recipe)
+    out = run_train(mix, tmp_path / "train", recipe.train)
     m = read_json(out / "stacked" / "manifest.json")
     rows = list(read_jsonl(out / "stacked" / "metrics.jsonl"))
     assert rows[-1]["loss"] < rows[0]["loss"] - 0.3

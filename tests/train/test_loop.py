@@ -41,7 +41,7 @@ def mix_dir(generate_dir: Path, tmp_path: Path) -> Path:
 def test_trains_all_phases_and_writes_contract_files(tiny_model: Path, mix_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    out = run_train(mix_dir, tmp_path / "train", recipe(tiny_model, epochs=4))
+    out = run_train(mix_dir, tmp_path / "train", recipe(tiny_model, epochs=4).train)
     top = read_json(out / "manifest.json")
     assert top["phases"] == ["knowledge-1", "knowledge-2", "skills"]
     start = str(tiny_model)
@@ -68,7 +68,7 @@ def test_trains_all_phases_and_writes_contract_files(tiny_model: Path, mix_dir: 
     # A rerun skips every finished phase: nothing is rewritten.
     stamp = (out / "skills" / "manifest.json").stat().st_mtime_ns
     lines = len(list(read_jsonl(out / "skills" / "metrics.jsonl")))
-    run_train(mix_dir, tmp_path / "train", recipe(tiny_model, epochs=4))
+    run_train(mix_dir, tmp_path / "train", recipe(tiny_model, epochs=4).train)
     assert (out / "skills" / "manifest.json").stat().st_mtime_ns == stamp
     assert len(list(read_jsonl(out / "skills" / "metrics.jsonl"))) == lines
 
@@ -84,7 +84,7 @@ def test_scorer_selects_best_and_earliest_on_ties(tiny_model: Path, mix_dir: Pat
         return table[min(epoch, 4)] if kind == "knowledge" else float(epoch)
 
     r = recipe(tiny_model, epochs=4, batch_size=64)  # one step per epoch
-    out = run_train(mix_dir, tmp_path / "train", r, scorer=scorer)
+    out = run_train(mix_dir, tmp_path / "train", r.train, scorer=scorer)
     k1 = read_json(out / "knowledge-1" / "manifest.json")
     assert [c["score"] for c in k1["checkpoints"]] == [0.5, 0.9, 0.9, 0.1]
     assert k1["selected"].endswith("step-000002")
@@ -102,7 +102,7 @@ def test_loss_is_normalised_over_the_effective_batch(tiny_model: Path, mix_dir: 
     for i, row in enumerate((512, 160)):
         # a large adam_eps keeps Adam's first step proportional to the gradient (not lr * sign(grad))
         r = recipe(tiny_model, epochs=1, batch_size=64, max_seq_len=160, max_tokens_per_row=row, adam_eps=1e-2)
-        outs.append(run_train(mix_dir, tmp_path / f"t{i}", r))
+        outs.append(run_train(mix_dir, tmp_path / f"t{i}", r.train))
     m0 = list(read_jsonl(outs[0] / "skills" / "metrics.jsonl"))
     m1 = list(read_jsonl(outs[1] / "skills" / "metrics.jsonl"))
     assert m0[0]["rows"] < m1[0]["rows"]
@@ -115,7 +115,7 @@ def test_loss_is_normalised_over_the_effective_batch(tiny_model: Path, mix_dir: 
 
 
 def test_long_samples_are_dropped_and_counted(tiny_model: Path, mix_dir: Path, tmp_path: Path) -> None:
-    out = run_train(mix_dir, tmp_path / "train", recipe(tiny_model, epochs=1, max_seq_len=100, max_tokens_per_row=100))
+    out = run_train(mix_dir, tmp_path / "train", recipe(tiny_model, epochs=1, max_seq_len=100, max_tokens_per_row=100).train)
     k2 = read_json(out / "knowledge-2" / "manifest.json")
     assert k2["dropped"]["too_long"] > 0
 
@@ -130,9 +130,9 @@ def test_learning_rate_schedules() -> None:
 
 def test_impossible_settings_fail_before_loading(tmp_path: Path, mix_dir: Path) -> None:
     with pytest.raises(ConfigError, match="max_tokens_per_row"):
-        run_train(mix_dir, tmp_path / "t", recipe(tmp_path / "missing", max_seq_len=1024, max_tokens_per_row=512))
+        run_train(mix_dir, tmp_path / "t", recipe(tmp_path / "missing", max_seq_len=1024, max_tokens_per_row=512).train)
     with pytest.raises(ConfigError, match="CUDA"):
-        run_train(mix_dir, tmp_path / "t", recipe(tmp_path / "missing", attention="flex_attention", device="cpu"))
+        run_train(mix_dir, tmp_path / "t", recipe(tmp_path / "missing", attention="flex_attention", device="cpu").train)
     with pytest.raises(ConfigError, match="unknown phase"):
         recipe_from_dict({"train": {"phase_overrides": {"knowledge-3": {"epochs": 1}}}})
 
@@ -149,7 +149,7 @@ def test_gradient_checkpointing_gives_the_same_step(tiny_model: Path, generate_d
     mix = run_mix(generate_dir, tmp_path / "mix", MixConfig(strategy="stacked"))
     got = []
     for gc in (False, True):
-        out = run_train(mix, tmp_path / f"gc{gc}", recipe(tiny_model, epochs=1, batch_size=64, gradient_checkpointing=gc))
+        out = run_train(mix, tmp_path / f"gc{gc}", recipe(tiny_model, epochs=1, batch_size=64, gradient_checkpointing=gc).train)
         got.append(next(iter(read_jsonl(out / "stacked" / "metrics.jsonl"))))
     assert got[0]["loss"] == pytest.approx(got[1]["loss"], rel=1e-6)
     assert got[0]["grad_norm"] == pytest.approx(got[1]["grad_norm"], rel=1e-5)

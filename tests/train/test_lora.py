@@ -49,7 +49,7 @@ def test_lora_training_exports_merged_folder_and_resumes(tiny_model: Path, gener
         "student": str(tiny_model), "epochs": 2, "batch_size": 4, "max_seq_len": 512, "max_tokens_per_row": 512,
         "learning_rate": 1e-2, "warmup_steps": 1, "num_threads": 1, "checkpoint_every_samples": 8,
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}}})
-    full = run_train(mix_dir, tmp_path / "full", recipe)
+    full = run_train(mix_dir, tmp_path / "full", recipe.train)
     final = Path(read_json(full / "manifest.json")["final_model"])
     after, before = load_file(str(final / "model.safetensors")), load_file(str(tiny_model / "model.safetensors"))
     assert after.keys() == before.keys()  # a plain model: no adapter keys
@@ -59,9 +59,9 @@ def test_lora_training_exports_merged_folder_and_resumes(tiny_model: Path, gener
     assert losses[-1] < losses[0]
 
     # Stop after 3 steps (last checkpoint at step 2), then rerun: same losses and weights as uninterrupted.
-    part = run_train(mix_dir, tmp_path / "part", recipe, stop_after_steps=3)
+    part = run_train(mix_dir, tmp_path / "part", recipe.train, stop_after_steps=3)
     assert not (part / "manifest.json").exists()
-    run_train(mix_dir, tmp_path / "part", recipe)
+    run_train(mix_dir, tmp_path / "part", recipe.train)
     assert [r["loss"] for r in read_jsonl(part / "stacked" / "metrics.jsonl")] == losses
     again = load_file(str(Path(read_json(part / "manifest.json")["final_model"]) / "model.safetensors"))
     for k in after:

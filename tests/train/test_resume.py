@@ -51,7 +51,7 @@ mix_dir, out, student = sys.argv[1:4]
 recipe = recipe_from_dict({"train": {"student": student, "epochs": 2, "batch_size": 2, "max_seq_len": 512,
     "max_tokens_per_row": 512, "learning_rate": 3e-3, "warmup_steps": 2, "checkpoint_every_samples": 4,
     "num_threads": 1, "weight_decay": 0.01}})
-run_train(Path(mix_dir), Path(out), recipe)
+run_train(Path(mix_dir), Path(out), recipe.train)
 """
 
 

@@ -1,4 +1,5 @@
-"""`graft taxonomy validate|diff|show`: check a taxonomy, list the leaves changed against git, show sizes."""
+"""`graft taxonomy validate|diff|show|draft`: check a taxonomy, list the leaves changed against git, show sizes,
+draft a new leaf."""
 
 from __future__ import annotations
 
@@ -30,6 +31,40 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="git ref to compare with (default origin/main, as InstructLab); `empty` = every leaf")
     d.add_argument("--json", action="store_true", help="print JSON instead of text")
     d.set_defaults(func=_diff)
+
+    dr = tsub.add_parser(
+        "draft", help="write a first qna.yaml for a knowledge leaf from documents, or a skill leaf from examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Knowledge: split the documents by their headings, pick five seed contexts spread over them "
+        "(whole sentences, under InstructLab's word limits), let the teacher draft three questions and answers per "
+        "context (kept only when grounded in it), and pin the documents' git repository and commit (a local "
+        "repository is created beside the taxonomy when they are in none).\nSkill (--skill): the examples given, "
+        "and more drafted by the teacher up to five.\nWhat the teacher could not fill is a `FILL IN:` line that "
+        "fails `graft taxonomy validate` until you replace it. Exit 0: the draft validates; 1: placeholders left.",
+        epilog="examples:\n"
+        "  graft taxonomy draft docs/vescary.md docs/economy.pdf --leaf knowledge/geography/islands/vescary \\\n"
+        "      --out my-taxonomy --teacher http://gpu:8000/v1\n"
+        "  graft taxonomy draft --skill \"Turn a blunt command into a polite request\" \\\n"
+        "      --leaf compositional_skills/writing/polite_requests --out my-taxonomy \\\n"
+        "      --example \"Close the door. => Could you please close the door?\"\n"
+        "  graft taxonomy validate my-taxonomy")
+    dr.add_argument("documents", nargs="*", type=Path, metavar="DOCUMENT",
+                    help="Markdown, PDF or text documents (knowledge leaves)")
+    dr.add_argument("--leaf", required=True, help="leaf path, e.g. knowledge/geography/islands/vescary or "
+                    "compositional_skills/writing/polite_requests")
+    dr.add_argument("--out", type=Path, default=Path("."), metavar="TAXONOMY",
+                    help="taxonomy root to write the leaf into (default: .)")
+    dr.add_argument("--teacher", default="default",
+                    help="`default` (embedded SmolLM2-135M), a model folder or .gguf, `fake`, or an http(s)://host:port/v1 URL")
+    dr.add_argument("--skill", metavar="TASK", help="draft a skill leaf for this task description")
+    dr.add_argument("--example", action="append", default=[], metavar="'QUESTION => ANSWER'",
+                    help="a skill example (repeatable)")
+    dr.add_argument("--examples", type=Path, metavar="FILE",
+                    help="skill examples: YAML list of {question, answer}, or Question:/Answer: lines")
+    dr.add_argument("--domain", help="knowledge domain (default: from the leaf path, e.g. Geography)")
+    dr.add_argument("--created-by", help="created_by (default: your user name)")
+    dr.add_argument("--force", action="store_true", help="replace an existing qna.yaml")
+    dr.set_defaults(func=_draft)
 
     s = tsub.add_parser("show", help="print the tree with each leaf's type, seeds and word counts vs guidance, "
                                      "and the invalid files with their errors (exit 1 if any)")
@@ -112,3 +147,35 @@ def _show(args: argparse.Namespace) -> int:
     else:
         print(render_tree(stats, invalid, root))
     return 1 if invalid else 0
+
+
+def _draft(args: argparse.Namespace) -> int:
+    from graftlm.errors import InputError
+    from graftlm.taxonomy.draft import draft_knowledge, draft_skill, parse_example, read_examples
+    from graftlm.taxonomy.validate import validate_file
+
+    if args.skill is not None:
+        if args.documents:
+            raise InputError("--skill drafts a skill leaf from examples, not from documents",
+                             hint="drop the documents, or drop --skill to draft a knowledge leaf")
+        examples = [parse_example(e) for e in args.example]
+        if args.examples:
+            examples += read_examples(args.examples)
+        result = draft_skill(args.skill, examples, args.leaf, args.out, teacher=args.teacher,
+                             created_by=args.created_by, force=args.force)
+    else:
+        if not args.documents:
+            raise InputError("no documents given", hint="pass Markdown or PDF files, or --skill TASK for a skill leaf")
+        result = draft_knowledge(args.documents, args.leaf, args.out, teacher=args.teacher, domain=args.domain,
+                                 created_by=args.created_by, force=args.force)
+    print(f"wrote {result.path} ({result.teacher_calls} teacher calls)")
+    for note in result.notes:
+        print(f"note: {note}")
+    report = validate_file(result.path)
+    if report.valid:
+        print("the draft validates; review it, then: graft run TAXONOMY --recipe RECIPE --out RUN_DIR")
+        return 0
+    _print_reports([report])
+    print(f"{result.placeholders} placeholder(s) left: replace each FILL IN: value, then run "
+          f"`graft taxonomy validate {result.path}`", file=sys.stderr)
+    return 1

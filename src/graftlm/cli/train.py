@@ -57,7 +57,7 @@ def _mix(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from graftlm.artifacts import read_manifest
+    from graftlm.artifacts import MANIFEST, read_manifest
     from graftlm.mix import run_mix
     from graftlm.train.run import run_train
 
@@ -76,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
         if dist.main:
             run_mix(data_dir, mix_dir, recipe.mix)
         barrier(dist)
-    elif (data_dir / "manifest.json").is_file() and "phases" in (read_manifest(data_dir) or {}):
+    elif (data_dir / MANIFEST).is_file() and "phases" in (read_manifest(data_dir) or {}):
         mix_dir = data_dir
     else:
         raise InputError(f"{data_dir} is neither a generate folder (train.jsonl) nor a mix folder",
@@ -88,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
         except ImportError:
             raise InputError("--select needs the evaluation stage (graftlm.evaluate), which is not installed") from None
         scorer = make_scorer(data_dir, recipe)
-    out = run_train(mix_dir, args.out, recipe, scorer=scorer)
+    out = run_train(mix_dir, args.out, recipe.train, scorer=scorer)
     import torch.distributed as td
 
     if td.is_available() and td.is_initialized():

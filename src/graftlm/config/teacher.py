@@ -7,15 +7,17 @@ from typing import Literal
 from pydantic import Field
 
 from graftlm.config.base import Section
+from graftlm.config.model_spec import ModelSpec
 
 
 class TeacherConfig(Section):
     """Which model writes (or judges) synthetic data, and how it is called."""
 
-    model: str = "default"
+    model: ModelSpec = ModelSpec("default")
     """`default` (the embedded SmolLM2-135M-Instruct), a Hugging Face model folder or GGUF file, `fake`
     (the in-package fake teacher for tests and dry runs), or one or more `http(s)://host:port/v1` URLs of
-    OpenAI-compatible servers, comma separated, to spread requests over a fleet."""
+    OpenAI-compatible servers, comma separated, to spread requests over a fleet. `fake:SECONDS` is the fake
+    teacher with a latency per call. Parsed once when the recipe loads (see `ModelSpec`)."""
 
     model_name: str | None = None
     """The model name sent to an HTTP endpoint (`model` in the request). None asks the server's

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from graftlm.config.base import Section
+from graftlm.config.model_spec import ModelSpec
 
 PhaseName = Literal["knowledge-1", "knowledge-2", "skills", "stacked"]
 
@@ -102,10 +104,52 @@ class PhaseOverrides(Section):
     """Warm-up steps of this phase."""
 
 
+def _row_holds_longest_sample(v: int, data: dict[str, Any]) -> str | None:
+    row = data.get("max_tokens_per_row")
+    if row is None or v <= row:
+        return None
+    return (f"max_seq_len ({v}) is larger than max_tokens_per_row ({row}): a packed row must hold the longest "
+            "sample; raise train.max_tokens_per_row or lower train.max_seq_len")
+
+
+def _min_lr_below_peak(v: float, data: dict[str, Any]) -> str | None:
+    lr = data.get("learning_rate")
+    if data.get("schedule") != "cosine" or lr is None or v <= lr:
+        return None
+    return f"min_lr ({v}) is above learning_rate ({lr}); set train.min_lr below train.learning_rate"
+
+
+def _phase_lr_above_min_lr(v: dict[str, PhaseOverrides], data: dict[str, Any]) -> str | None:
+    min_lr = data.get("min_lr")
+    if data.get("schedule") != "cosine" or min_lr is None:
+        return None
+    for name, over in v.items():
+        if over.learning_rate is not None and min_lr > over.learning_rate:
+            return (f"{name}: learning_rate ({over.learning_rate}) is below train.min_lr ({min_lr}); raise the "
+                    "phase's learning_rate or lower train.min_lr")
+    return None
+
+
+def _attention_on_device(v: str, data: dict[str, Any]) -> str | None:
+    if v not in ("flex_attention", "flash_attention_2") or data.get("device") != "cpu":
+        return None
+    return (f"attention {v} trains only on a CUDA GPU, and train.device is cpu; use attention: sdpa or varlen on "
+            "CPU (they keep packed samples apart too)")
+
+
+CROSS_FIELD_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
+    "max_seq_len": _row_holds_longest_sample,
+    "min_lr": _min_lr_below_peak,
+    "phase_overrides": _phase_lr_above_min_lr,
+    "attention": _attention_on_device,
+}
+"""Per field: a pure check of its value against the fields declared above it; the message, or None."""
+
+
 class TrainConfig(Section):
     """How the student is trained."""
 
-    student: str = "default"
+    student: ModelSpec = ModelSpec("default")
     """The model to train: `default` (embedded SmolLM2-135M-Instruct), a Hugging Face model folder or a GGUF file."""
 
     epochs: int = Field(default=3, ge=1)
@@ -211,6 +255,17 @@ class TrainConfig(Section):
 
     seed: int = 42
     """Seed for initialisation of new parameters, data order and dropout."""
+
+    @field_validator("max_seq_len", "min_lr", "phase_overrides", "attention")
+    @classmethod
+    def _cross_field(cls, v: Any, info: ValidationInfo) -> Any:
+        """Cross-field checks run when the recipe loads (fields are validated in the order declared, so each
+        check sees the fields above it): `graft config` and `graft run` reject a bad recipe at once, with
+        the file, line and field, before any teacher call."""
+        problem = CROSS_FIELD_CHECKS[str(info.field_name)](v, info.data)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _known_phases(self) -> TrainConfig:

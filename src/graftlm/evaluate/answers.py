@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from graftlm.artifacts import hash_obj
+from graftlm.config.model_spec import ModelSpec
 from graftlm.config.teacher import TeacherConfig
 from graftlm.teacher.base import Message, SamplingOptions, Teacher
 
@@ -24,8 +25,7 @@ T = TypeVar("T")
 
 def is_local(spec: str) -> bool:
     """True for specs loaded in this process (default, folders, GGUF), False for `fake` and HTTP URLs."""
-    s = spec.strip()
-    return s != "fake" and not s.startswith(("http://", "https://"))
+    return ModelSpec(spec).is_local
 
 
 def fingerprint(spec: str) -> str:
@@ -50,12 +50,6 @@ def open_teacher(config: TeacherConfig, cache_dir: Path | None) -> Teacher:
 
     cache = cache_dir / f"{fingerprint(config.model)}.sqlite" if cache_dir is not None else None
     return make_teacher(config, cache_path=cache, responders=[respond])
-
-
-def model_config(spec: str, template: TeacherConfig | None = None) -> TeacherConfig:
-    """The teacher config that runs an evaluated model: device and batch settings from `template`."""
-    base = template or TeacherConfig()
-    return base.model_copy(update={"model": spec})
 
 
 async def gather_limited(factories: Sequence[Callable[[], Awaitable[T]]], limit: int,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.artifacts import (
+    MANIFEST,
     hash_obj,
     is_complete,
     read_jsonl,
@@ -70,7 +71,7 @@ def run_eval(model: str, data_dir: Path | None, out: Path, recipe: Recipe, *, ba
         log.info("evaluation in %s is complete for these inputs; nothing to do", out)
         return out
     out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
     start = time.time()
 
     results = [ItemResult(item) for item in items + exam]
@@ -161,10 +162,8 @@ def select_items(items: list[EvalItem], per_leaf: int | None, seed: int) -> list
 
 
 def model_teacher_config(spec: str, recipe: Recipe) -> TeacherConfig:
-    """How an evaluated model is run: local device, dtype and batch size from the recipe's teacher."""
-    t = recipe.teacher
-    return TeacherConfig(model=spec, model_name=None, device=t.device, dtype=t.dtype, max_in_flight=t.max_in_flight,
-                         timeout_s=t.timeout_s, max_retries=t.max_retries, api_key_env=t.api_key_env)
+    """How an evaluated model is run: the eval section's device, dtype, batch size and API key."""
+    return recipe.eval.model_teacher(spec)
 
 
 # -- answers and judgments -----------------------------------------------------------------------------
@@ -177,7 +176,7 @@ async def _answer_all(roles: dict[str, str], results: list[ItemResult], mt_rows:
     for role, spec in roles.items():
         teacher = open_teacher(model_teacher_config(spec, recipe), cache_dir)
         try:
-            limit = recipe.teacher.max_in_flight
+            limit = recipe.eval.max_in_flight
             texts = await gather_limited(
                 [partial(ask, teacher, answer_messages(r.item), opts) for r in results], limit, f"{role} answers")
             for r, text in zip(results, texts, strict=True):
@@ -265,7 +264,7 @@ def _multiple_choice(roles: dict[str, str], items: list[EvalItem], chunks: dict[
 
     rows: list[dict[str, Any]] = [{"question": q, "results": {}} for q in questions]
     for role, spec in roles.items():
-        model, tok = load_model(spec, device=recipe.teacher.device, dtype=recipe.teacher.dtype)
+        model, tok = load_model(spec, device=recipe.eval.device, dtype=recipe.eval.dtype)
         for row, res in zip(rows, mc.score_questions(model, tok, questions), strict=True):
             row["results"][role] = res
         del model
@@ -279,8 +278,8 @@ def _drift(roles: dict[str, str], recipe: Recipe, skipped: list[str]) -> list[di
         return []
     from graftlm.models import load_model
 
-    base = load_model(roles["base"], device=recipe.teacher.device, dtype="float32")
-    trained = load_model(roles["trained"], device=recipe.teacher.device, dtype="float32")
+    base = load_model(roles["base"], device=recipe.eval.device, dtype="float32")
+    trained = load_model(roles["trained"], device=recipe.eval.device, dtype="float32")
     if not retention.same_vocab(base[1], trained[1]):
         skipped.append("drift: base and trained model have different tokenizers")
         return []
@@ -293,7 +292,7 @@ def _lm_eval(roles: dict[str, str], recipe: Recipe) -> dict[str, Any]:
         return {}
     from graftlm.models import materialize, pick_device, resolve
 
-    device = pick_device(recipe.teacher.device)
+    device = pick_device(recipe.eval.device)
     return {role: retention.run_lm_eval(materialize(resolve(spec)), tasks, device)  # pragma: no cover
             for role, spec in roles.items() if is_local(spec)}
 

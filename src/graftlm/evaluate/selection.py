@@ -78,7 +78,7 @@ async def _score(spec: str, items: list[EvalItem], metric: str, recipe: Recipe) 
     teacher = open_teacher(model_teacher_config(spec, recipe), None)
     try:
         answers = await gather_limited([partial(ask, teacher, answer_messages(it), opts) for it in items],
-                                       recipe.teacher.max_in_flight, "selection answers")
+                                       recipe.eval.max_in_flight, "selection answers")
     finally:
         await teacher.aclose()
     f1 = sum(token_f1(a, it.answer) for a, it in zip(answers, items, strict=True)) / len(items)

@@ -34,7 +34,7 @@ from graftlm.artifacts import (
     write_manifest,
 )
 from graftlm.config import GenerateConfig, Recipe, TeacherConfig
-from graftlm.errors import ConfigError, InputError, Location, StageError, TeacherError
+from graftlm.errors import InputError, Location, StageError, TeacherError
 from graftlm.generate.accounting import CORE_TASKS, LeafAccount
 from graftlm.generate.chunking import Chunk, TokenCounter, chunk_document, tokenizer_counter, word_estimate
 from graftlm.generate.dedup import NearDuplicateIndex
@@ -57,7 +57,7 @@ from graftlm.generate.pool import RequestPool
 from graftlm.records import EvalItem
 from graftlm.taxonomy.model import Leaf, LeafType
 from graftlm.teacher.base import Teacher
-from graftlm.teacher.cache import CachedTeacher
+from graftlm.teacher.factory import cached, make_teacher
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ def run_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[Leaf
     if teacher is None:
         teacher, judge = build_teachers(recipe, out / CALLS)
     else:
-        teacher = CachedTeacher(teacher, out / CALLS)
-        judge = teacher if judge is None else CachedTeacher(judge, out / CALLS)
+        teacher = cached(teacher, out / CALLS)
+        judge = teacher if judge is None else cached(judge, out / CALLS)
     assert judge is not None
     bar = _Progress(plans, cfg.samples_per_leaf, enabled=progress)
     bar.resume([done[u.unit_id] for p in plans for u in p.units if u.unit_id in done])
@@ -191,13 +191,12 @@ def _select(taxonomy: Path, leaves: list[Leaf] | None, base: str | None) -> list
 
 def _token_counter(teacher: TeacherConfig) -> TokenCounter:
     """The teacher's tokenizer when it is a local model, else a word-based estimate."""
-    spec = teacher.model.strip()
-    if spec.startswith(("fake", "http://", "https://")):
+    if not teacher.model.is_local:
         return word_estimate
     try:
         from graftlm.models import load_tokenizer
 
-        return tokenizer_counter(load_tokenizer(spec))
+        return tokenizer_counter(load_tokenizer(teacher.model))
     except Exception as e:  # a missing tokenizer only makes chunk sizes approximate
         log.warning("cannot load the teacher's tokenizer (%s); chunk sizes are estimated from words", e)
         return word_estimate
@@ -306,28 +305,14 @@ def _taxonomy_commit(taxonomy: Path) -> str | None:
 
 
 def build_teachers(recipe: Recipe, cache_path: Path) -> tuple[Teacher, Teacher]:
-    """Teacher and judge (the same object when the judge is the teacher), both behind the call cache."""
-    teacher = _build_one(recipe.teacher, cache_path)
+    """Teacher and judge (the same object when the judge is the teacher), both behind the call cache. A fake
+    one answers generation's prompts (`graftlm.generate.fake_responses`)."""
+    from graftlm.generate.fake_responses import respond
+
+    teacher = make_teacher(recipe.teacher, cache_path=cache_path, responders=[respond])
     if recipe.judge is None or recipe.judge == recipe.teacher:
         return teacher, teacher
-    return teacher, _build_one(recipe.judge, cache_path)
-
-
-def _build_one(config: TeacherConfig, cache_path: Path) -> Teacher:
-    from graftlm.generate.fake_responses import respond
-    from graftlm.teacher.factory import make_teacher
-
-    spec = config.model.strip()
-    if spec.startswith("fake:"):  # `fake:0.05`: the fake teacher with a latency, for tests and benches
-        from graftlm.teacher.fake import FakeTeacher
-
-        try:
-            latency = float(spec.split(":", 1)[1])
-        except ValueError:
-            raise ConfigError(f"bad fake teacher spec {spec!r}", hint="use `fake` or `fake:SECONDS`, e.g. fake:0.05",
-                              location=Location(field="teacher.model")) from None
-        return CachedTeacher(FakeTeacher([respond], latency_s=latency), cache_path)
-    return make_teacher(config, cache_path=cache_path, responders=[respond])
+    return teacher, make_teacher(recipe.judge, cache_path=cache_path, responders=[respond])
 
 
 async def run_unit(ctx: Context, unit: Unit) -> UnitResult:

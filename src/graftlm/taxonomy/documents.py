@@ -91,8 +91,9 @@ def cache_root() -> Path:
     return graft_home() / "repos"
 
 
-def fetch_repo(leaf: Leaf, cache_dir: Path | None = None) -> Path:
-    """The leaf's repository checked out at `document.commit`, cloned into the cache on first use."""
+def fetch_repo(leaf: Leaf, cache_dir: Path | None = None, *, fetch: bool = True) -> Path:
+    """The leaf's repository checked out at `document.commit`, cloned into the cache on first use (with
+    `fetch=False`, a DocumentError instead: nothing is written)."""
     if leaf.document is None:
         raise _err(leaf, "this leaf has no document", "document")
     commit = leaf.document.commit.strip()
@@ -105,6 +106,8 @@ def fetch_repo(leaf: Leaf, cache_dir: Path | None = None) -> Path:
     dest = cache / key
     if (dest / ".git").is_dir():
         return dest  # a finished clone: moved into place only when complete
+    if not fetch:
+        raise _err(leaf, f"the repository {source} is not fetched yet", "document.repo")
     if _local and not Path(source).is_dir():
         raise _err(leaf, f"the local repository {source} does not exist", "document.repo",
                    "write a path to a git repository, absolute or relative to the qna.yaml's folder")
@@ -240,12 +243,12 @@ def doc_format(path: Path) -> DocFormat | None:
     return None
 
 
-def load_leaf_documents(leaf: Leaf, cache_dir: Path | None = None) -> list[Document]:
+def load_leaf_documents(leaf: Leaf, cache_dir: Path | None = None, *, fetch: bool = True) -> list[Document]:
     """The documents of a knowledge leaf, in pattern order. Raises DocumentError naming the leaf file and
     the field (`document.repo`, `document.commit`, `document.patterns[i]`) when something is wrong."""
     if leaf.document is None:
         raise _err(leaf, "this leaf has no document (only knowledge leaves have documents)", "document")
-    repo = fetch_repo(leaf, cache_dir)
+    repo = fetch_repo(leaf, cache_dir, fetch=fetch)
     docs = []
     for i, f in match_patterns(leaf, repo):
         field = f"document.patterns[{i}]"

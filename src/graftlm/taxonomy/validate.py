@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.taxonomy.layout import QNA, SCHEMA_FOLDERS, find_qna_files
+from graftlm.taxonomy.placeholder import find_placeholders
 from graftlm.taxonomy.schema import Violation, checker, load_schema_json
 from graftlm.taxonomy.yamlload import Loaded, YamlReadError, load_yaml
 from graftlm.yamlpos import Path_, field_name
@@ -248,6 +249,7 @@ def validate_file(path: Path | str, *, strict: bool = False) -> FileReport:
         if strict and file_version(data) > 1:  # as InstructLab: version 1 files are not linted
             _yamllint(text, report)
         _check_schema(path, data, loaded, report)
+        _check_placeholders(data, loaded, report)
         if report.valid and report.schema == "compositional_skills":
             _check_grounded(path, data, loaded, report)
     except Exception as e:  # a bug here must not stop the other files from being validated
@@ -316,6 +318,15 @@ def _check_schema(path: Path, data: dict[str, Any], loaded: Loaded, report: File
             if k not in seen:
                 seen.add(k)
                 report.errors.append(issue)
+    report.errors.sort(key=lambda i: (i.line, i.column))
+
+
+def _check_placeholders(data: dict[str, Any], loaded: Loaded, report: FileReport) -> None:
+    """graftlm's own errors: values still holding a `FILL IN:` placeholder of `graft taxonomy draft`."""
+    for path, instruction in find_placeholders(data):
+        line, col = loaded.position(path)
+        report.errors.append(Issue(line, col, field_name(path),
+                                   f"placeholder left by `graft taxonomy draft`: {instruction}"))
     report.errors.sort(key=lambda i: (i.line, i.column))
 
 

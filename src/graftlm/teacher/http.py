@@ -138,7 +138,7 @@ class HttpTeacher:
 
     @classmethod
     def from_config(cls, config: TeacherConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> HttpTeacher:
-        urls = [u for u in config.model.split(",") if u.strip()]
+        urls = list(config.model.urls)
         api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
         renderer = None
         if config.use_completions and config.prompt_tokenizer:

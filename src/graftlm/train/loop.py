@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graftlm.artifacts import append_jsonl, read_json, read_jsonl, write_json, write_jsonl, write_manifest
+from graftlm.artifacts import (
+    MANIFEST,
+    append_jsonl,
+    read_json,
+    read_jsonl,
+    write_json,
+    write_jsonl,
+    write_manifest,
+)
 from graftlm.config.train import TrainConfig
 from graftlm.errors import ModelError, StageError
 from graftlm.records import Sample
@@ -177,7 +185,7 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
     import transformers
 
     out = spec.out
-    manifest_path = out / "manifest.json"
+    manifest_path = out / MANIFEST
     if manifest_path.is_file():
         done = read_json(manifest_path)
         if done.get("input_hash") == spec.input_hash:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.artifacts import hash_file, hash_obj, write_manifest
-from graftlm.config import Recipe
 from graftlm.config.train import TrainConfig
 from graftlm.errors import ConfigError, Location
 from graftlm.mix import read_mix, read_samples
@@ -82,13 +81,12 @@ def check_distributed(cfg: TrainConfig, world: int) -> None:
                           hint=f"train in one process (no torchrun), or set train.{key}: 0")
 
 
-def run_train(mix_dir: Path, out: Path, recipe: Recipe, *, scorer: Scorer | None = None,
+def run_train(mix_dir: Path, out: Path, cfg: TrainConfig, *, scorer: Scorer | None = None,
               stop_after_steps: int | None = None) -> Path:
     """Train every phase of `mix_dir` into `out`; returns `out`. `scorer(checkpoint, kind)` selects checkpoints."""
     from graftlm.models import materialize, resolve
 
     mix_dir, out = Path(mix_dir), Path(out)
-    cfg = recipe.train
     check_config(cfg)
     for name in cfg.phase_overrides:
         check_config(cfg.for_phase(name))

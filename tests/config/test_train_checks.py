@@ -1,0 +1,29 @@
+"""Training's cross-field checks are validators of the config: a bad recipe fails when it loads, naming the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from graftlm.config import recipe_from_dict
+from graftlm.errors import ConfigError
+
+
+@pytest.mark.parametrize(("train", "field", "words"), [
+    ({"max_seq_len": 2048, "max_tokens_per_row": 1024}, "train.max_seq_len", "max_tokens_per_row"),
+    ({"schedule": "cosine", "learning_rate": 1e-5, "min_lr": 1e-4}, "train.min_lr", "above learning_rate"),
+    ({"schedule": "cosine", "min_lr": 1e-5, "phase_overrides": {"skills": {"learning_rate": 1e-6}}},
+     "train.phase_overrides", "skills"),
+    ({"attention": "flex_attention", "device": "cpu"}, "train.attention", "CUDA"),
+])
+def test_cross_field_checks_name_the_field(train: dict[str, object], field: str, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        recipe_from_dict({"train": train}, source="r.yaml")
+    assert words in err.value.message
+    assert err.value.location is not None and err.value.location.field == field
+
+
+def test_settings_that_fit_pass() -> None:
+    cfg = recipe_from_dict({"train": {"schedule": "cosine", "learning_rate": 1e-4, "min_lr": 1e-5,
+                                      "max_seq_len": 1024, "max_tokens_per_row": 1024, "attention": "sdpa",
+                                      "device": "cpu", "phase_overrides": {"skills": {"learning_rate": 2e-5}}}}).train
+    assert cfg.for_phase("skills").learning_rate == 2e-5 and cfg.min_lr == 1e-5
