@@ -3,6 +3,8 @@
 The LAB recipe trains in phases: `knowledge-1` (knowledge with short answers), `knowledge-2` (knowledge
 with long answers plus foundational skills, replaying knowledge-1), `skills` (compositional skills plus a
 replay buffer of the knowledge phases' data). The `stacked` strategy trains everything in one phase.
+The knowledge phase (knowledge-1, or stacked) also gets each knowledge leaf's own document text, trained on
+every token, at `mix.document_ratio` document-style samples per Q&A sample.
 Everything here is a pure, seeded function of its inputs except `run_mix`, which reads and writes files.
 """
 
@@ -25,7 +27,7 @@ from graftlm.artifacts import (
 )
 from graftlm.config.train import ExtraDataset, MixConfig
 from graftlm.errors import ConfigError, InputError, Location
-from graftlm.records import Sample
+from graftlm.records import SYSTEM_PROMPT, Sample
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,45 @@ def draw(pool: list[Sample], n: int, rng: random.Random) -> list[Sample]:
     return out
 
 
+DOCUMENT_PROMPT = "What does the document \"{doc}\" say?"
+"""The user turn of a document-text sample; the chunk is the assistant turn, and every token is trained."""
+
+
+def document_samples(chunks: list[dict[str, Any]]) -> list[Sample]:
+    """Knowledge documents' own text as training samples, one per `chunks.jsonl` row, trained on every token."""
+    out = []
+    for c in chunks:
+        doc = Path(str(c.get("doc", "document"))).name
+        messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": DOCUMENT_PROMPT.format(doc=doc)},
+                    {"role": "assistant", "content": str(c["text"])}]
+        meta = {"leaf": c["leaf"], "leaf_type": "knowledge", "branch": "knowledge", "task": "document",
+                "chunk_id": c.get("chunk_id"), "doc_sha256": c.get("doc_sha256"), "doc": c.get("doc")}
+        out.append(Sample(f"doc-{c.get('chunk_id') or hash_obj(c)[:16]}", messages, meta, unmask=True))
+    return out
+
+
+def document_copies(chunks: int, qa: int, document_style: int, ratio: float) -> int:
+    """Document-text samples a leaf's knowledge phase gets: enough for `ratio` document-style samples (the
+    copies plus `document_style` generated ones) per Q&A sample, and every one of `chunks` at least once."""
+    return max(chunks, round(ratio * qa) - document_style)
+
+
+def document_view(documents: list[Sample], phase: list[Sample], ratio: float, seed: int) -> list[Sample]:
+    """The document-text samples added to a knowledge phase holding `phase`, leaf by leaf (pure and seeded)."""
+    by_leaf: dict[str, list[Sample]] = {}
+    for d in documents:
+        by_leaf.setdefault(str(d.metadata.get("leaf")), []).append(d)
+    rng = random.Random(hash_obj([seed, "documents"]))
+    out: list[Sample] = []
+    for leaf, chunks in sorted(by_leaf.items()):
+        mine = [s for s in phase if s.metadata.get("leaf") == leaf and group_of(s) == "knowledge"]
+        qa = sum(1 for s in mine if not s.unmask)
+        n = document_copies(len(chunks), qa, len(mine) - qa, ratio)
+        out.extend(draw(chunks, n, rng))
+    return _tagged(out, "document")
+
+
 def _extra_amount(extra: ExtraDataset, own: int, available: int) -> int:
     if extra.count is not None:
         return extra.count
@@ -90,9 +131,12 @@ def _extra_amount(extra: ExtraDataset, own: int, available: int) -> int:
 
 
 def build_phases(samples: list[Sample], config: MixConfig,
-                 extras: list[tuple[ExtraDataset, list[Sample]]] | None = None) -> tuple[list[Phase], list[dict[str, str]]]:
-    """Split samples into phases (pure and seeded). Returns (non-empty phases in order, skipped phases with reasons)."""
+                 extras: list[tuple[ExtraDataset, list[Sample]]] | None = None,
+                 documents: list[Sample] | None = None) -> tuple[list[Phase], list[dict[str, str]]]:
+    """Split samples into phases (pure and seeded); `documents` (see `document_samples`) join the knowledge
+    phase. Returns (non-empty phases in order, skipped phases with reasons)."""
     extras = extras or []
+    documents = documents or []
     groups: dict[str, list[Sample]] = {"knowledge": [], "foundational": [], "compositional": []}
     for s in samples:
         groups[group_of(s)].append(s)
@@ -100,12 +144,14 @@ def build_phases(samples: list[Sample], config: MixConfig,
 
     if config.strategy == "stacked":
         own = _tagged(groups["knowledge"] + groups["foundational"] + groups["compositional"], "own")
+        own += document_view(documents, own, config.document_ratio, config.seed)
         kind = "skills" if groups["compositional"] else "knowledge"
         plan: list[tuple[str, str, list[Sample], list[Sample]]] = [("stacked", kind, own, [])]
     else:
         short = [s for s in groups["knowledge"] if answer_words(s) <= config.short_response_words]
         long = [s for s in groups["knowledge"] if answer_words(s) > config.short_response_words]
         k1 = _tagged(short, "own")
+        k1 += document_view(documents, k1, config.document_ratio, config.seed)
         k2 = _tagged(long + groups["foundational"], "own")
         rep2 = _tagged(draw(k1, round(config.knowledge_2_replay * len(k1)), rng), "replay")
         pool = k1 + k2
@@ -130,7 +176,10 @@ def build_phases(samples: list[Sample], config: MixConfig,
             continue
         data = own + replay + added
         random.Random(hash_obj([config.seed, name])).shuffle(data)
-        phases.append(Phase(name, kind, data, {"own": len(own), "replay": len(replay), "extra": len(added)}))
+        counts = {"own": len(own), "replay": len(replay), "extra": len(added)}
+        if docs := sum(1 for s in own if s.metadata.get("mix") == "document"):
+            counts = {"own": len(own) - docs, "document": docs, "replay": len(replay), "extra": len(added)}
+        phases.append(Phase(name, kind, data, counts))
     return phases, skipped
 
 
@@ -170,6 +219,20 @@ def read_samples(path: Path, *, require_id: bool = True) -> list[Sample]:
     return out
 
 
+def read_chunks(generate_dir: Path) -> list[dict[str, Any]]:
+    """The document chunks of a generate folder (`chunks.jsonl`); none when it has no such file."""
+    path = Path(generate_dir) / "chunks.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for i, row in enumerate(read_jsonl(path), start=1):
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row.get("leaf"):
+            raise InputError("a chunk needs `leaf` and string `text`", location=Location(str(path), i, None, "text"),
+                             hint="chunks.jsonl is written by `graft generate`: regenerate the folder")
+        rows.append(row)
+    return rows
+
+
 def _check_extras(config: MixConfig) -> None:
     for k, extra in enumerate(config.extra):
         where = Location("<recipe>", None, None, f"mix.extra[{k}]")
@@ -191,8 +254,10 @@ def run_mix(generate_dir: Path, out: Path, config: MixConfig) -> Path:
         raise InputError(f"{generate_dir} has no train.jsonl",
                          hint="pass the output folder of `graft generate` (or a folder holding train.jsonl)")
     _check_extras(config)
+    chunks_file = generate_dir / "chunks.jsonl"
     input_hash = hash_obj({
         "train": hash_file(train_file),
+        "chunks": hash_file(chunks_file) if chunks_file.is_file() else None,
         "config": config.model_dump(mode="json"),
         "extra": [hash_file(Path(e.path)) for e in config.extra],
     })
@@ -205,7 +270,7 @@ def run_mix(generate_dir: Path, out: Path, config: MixConfig) -> Path:
     if not samples:
         raise InputError(f"{train_file} holds no samples", hint="generate data first: `graft generate`")
     extras = [(e, read_samples(Path(e.path), require_id=False)) for e in config.extra]
-    phases, skipped = build_phases(samples, config, extras)
+    phases, skipped = build_phases(samples, config, extras, document_samples(read_chunks(generate_dir)))
     if not phases:
         raise InputError(f"no phase has data in {train_file}", hint="check the generated data's metadata `branch`")
     out.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,14 @@ class MixConfig(Section):
     """Fraction of the knowledge phases' own samples (knowledge-1 + knowledge-2) replayed in the skills phase:
     the replay buffer that keeps the new knowledge from being forgotten. Values above 1 repeat samples."""
 
+    document_ratio: float = Field(default=1.0, ge=0)
+    """Knowledge phase (`knowledge-1`, or the `stacked` phase): document-style samples (trained on every
+    token) per Q&A sample (trained on the answer), per leaf. The leaf's own document chunks (`chunks.jsonl`
+    of the generate folder) are added, repeated as whole copies and then a seeded sample, until the phase's
+    document-style samples (those chunks plus generated unmasked views such as summaries) reach this many per
+    Q&A sample. Every chunk is added at least once, even at 0: the document's own text is always a view, so
+    training never teaches less than the document itself (pre-instruction tuning, arXiv 2402.12847)."""
+
     extra: list[ExtraDataset] = Field(default_factory=list)
     """Extra datasets (your existing instruction data) mixed into phases by fraction or count."""
 
@@ -223,6 +231,24 @@ class TrainConfig(Section):
     attention call stays outside the graph). Fuses norms, rotary embeddings and the MLP's activation; costs
     a compilation at the start of every phase (18 s for SmolLM2-135M on CPU). Needs a C++ compiler on CPU,
     Triton on CUDA."""
+
+    kl_to_base: float = Field(default=0.0, ge=0)
+    """Forgetting control: weight of a penalty KL(base || student) between the next-token distributions of
+    the base model (`train.student`, frozen, computed without gradients) and the model being trained, on
+    the training rows' own positions, so no extra data is needed. It keeps what the student predicts
+    everywhere else close to what it predicted before while the cross-entropy teaches the new tokens.
+    0 (default): off. Costs one more forward pass per row and a frozen copy of the model; single-process
+    training only (under torchrun it is a config error)."""
+
+    kl_positions_per_row: int = Field(default=256, ge=1)
+    """Positions of each packed row at which `kl_to_base` is computed (evenly spaced over the row): bounds
+    the memory of the penalty's logits (positions x vocabulary floats) on CPU."""
+
+    decay_to_base: float = Field(default=0.0, ge=0)
+    """Forgetting control (L2-SP): decoupled weight decay toward the base model's weights instead of toward
+    zero; after each optimizer step every trained weight moves by `lr * decay_to_base * (w - w_base)`
+    toward its base value. 0 (default): off. Full fine-tuning only (LoRA adapters start at zero: use
+    `weight_decay` there); single-process training only."""
 
     num_threads: int | None = Field(default=None, ge=1)
     """CPU threads for torch (None: torch's default)."""

@@ -37,6 +37,7 @@ from graftlm.errors import ModelError, StageError
 from graftlm.records import Sample
 from graftlm.train import checkpoint as ckpt
 from graftlm.train.distributed import Dist, all_sum, barrier, broadcast, decoder_layers, shard
+from graftlm.train.forgetting import anchors, decay_toward, freeze, penalty_positions, row_loss_and_kl
 from graftlm.train.packing import Rendered, build_row, pack, row_loss_sum, row_to_device
 from graftlm.train.render import render
 
@@ -55,6 +56,8 @@ class PhaseSpec:
     start_model: Path
     out: Path
     input_hash: str
+    anchor: Path | None = None
+    """The base model that forgetting control pulls toward (`kl_to_base`, `decay_to_base`); None: start_model."""
 
 
 def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -240,6 +243,13 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
         model = shard(model)
     model.train()
 
+    base = anchor_pairs = None
+    if cfg.kl_to_base or cfg.decay_to_base:
+        base = freeze(_load_model(spec.anchor or spec.start_model, cfg, dist), dist.device)
+        anchor_pairs = anchors(model, base) if cfg.decay_to_base else None
+        if not cfg.kl_to_base:
+            base = None  # the anchors hold the weights; the model itself is not run
+
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
@@ -297,7 +307,9 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
         local_tokens = sum(len(chosen[i].ids) for row in mine for i in row)
         local_trained = sum(chosen[i].trained_tokens for row in mine for i in row)
         tokens, trained = all_sum(dist, [float(local_tokens), float(local_trained)])
+        kl_count = penalty_positions([sum(len(chosen[i].ids) for i in row) for row in rows], cfg.kl_positions_per_row)
         loss_sum = torch.zeros((), dtype=torch.float64, device=dist.device)  # read once per step: no sync per row
+        kl_total = torch.zeros((), dtype=torch.float64, device=dist.device)
         for k in range(micro):
             if k < len(mine):
                 row = row_to_device(build_row([chosen[i] for i in mine[k]]), dist.device)
@@ -308,13 +320,20 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
             if dist.enabled:
                 model.set_requires_gradient_sync(k == micro - 1)
             with autocast:
-                s = row_loss_sum(model, row, chunk)
-            (s * scale).backward()
+                if base is not None:
+                    s, kl = row_loss_and_kl(model, base, row, chunk, cfg.kl_positions_per_row)
+                    (s * scale + kl * (cfg.kl_to_base / kl_count)).backward()
+                    kl_total += kl.detach()
+                else:
+                    s = row_loss_sum(model, row, chunk)
+                    (s * scale).backward()
             if scale:
                 loss_sum += s.detach()
         grad_norm = _grad_norm(params, cfg.max_grad_norm)
         lr = float(scheduler.get_last_lr()[0])
         optimizer.step()
+        if anchor_pairs is not None:
+            decay_toward(anchor_pairs, lr * cfg.decay_to_base)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         (loss_total,) = all_sum(dist, [float(loss_sum)])
@@ -325,11 +344,14 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
                   "loss": loss_total / trained, "lr": lr, "grad_norm": grad_norm,
                   "tokens_per_s": tokens / dt, "time": round(time.time() - start_time, 3),
                   "tokens": int(tokens), "trained_tokens": int(trained), "rows": len(rows)}
+        if base is not None:
+            record["kl_to_base"] = float(kl_total) / kl_count
         if dist.main:
             append_jsonl(metrics_path, record)
-            log.info("%s step %d/%d epoch %d loss %.4f lr %.3g grad_norm %.3f tokens/s %.0f samples %d",
+            log.info("%s step %d/%d epoch %d loss %.4f lr %.3g grad_norm %.3f tokens/s %.0f samples %d%s",
                      spec.name, step, total_steps, epoch + 1, record["loss"], lr, grad_norm,
-                     record["tokens_per_s"], samples_seen)
+                     record["tokens_per_s"], samples_seen,
+                     f" kl_to_base {record['kl_to_base']:.4f}" if "kl_to_base" in record else "")
             if bar is not None:
                 bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{lr:.2g}", refresh=False)
                 bar.update(1)

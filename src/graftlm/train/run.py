@@ -42,6 +42,10 @@ def check_config(cfg: TrainConfig) -> None:
                               hint="use attention: sdpa on CPU (it keeps packed samples apart too)")
     if cfg.compile:
         _check_compiler(cfg)
+    if cfg.lora is not None and cfg.decay_to_base:
+        raise ConfigError("train.decay_to_base pulls full weights toward the base; LoRA adapters start at zero",
+                          location=Location("<recipe>", None, None, "train.decay_to_base"),
+                          hint="with train.lora use train.weight_decay (decay toward zero is decay toward the base)")
     if cfg.lora is not None:
         try:
             import peft  # noqa: F401
@@ -68,6 +72,15 @@ def _check_compiler(cfg: TrainConfig) -> None:
                           hint="install g++ (apt-get install g++), or set train.compile: false")
 
 
+def check_distributed(cfg: TrainConfig, world: int) -> None:
+    """Forgetting control runs in single-process training only: under torchrun (FSDP) say so."""
+    if world > 1 and (cfg.kl_to_base or cfg.decay_to_base):
+        key = "kl_to_base" if cfg.kl_to_base else "decay_to_base"
+        raise ConfigError(f"train.{key} is not supported under torchrun (FSDP shards the model it compares to)",
+                          location=Location("<recipe>", None, None, f"train.{key}"),
+                          hint=f"train in one process (no torchrun), or set train.{key}: 0")
+
+
 def run_train(mix_dir: Path, out: Path, cfg: TrainConfig, *, scorer: Scorer | None = None,
               stop_after_steps: int | None = None) -> Path:
     """Train every phase of `mix_dir` into `out`; returns `out`. `scorer(checkpoint, kind)` selects checkpoints."""
@@ -79,11 +92,14 @@ def run_train(mix_dir: Path, out: Path, cfg: TrainConfig, *, scorer: Scorer | No
         check_config(cfg.for_phase(name))
     phases = read_mix(mix_dir)
     dist = setup(cfg.device)
+    for phase_cfg in [cfg, *(cfg.for_phase(name) for name in cfg.phase_overrides)]:
+        check_distributed(phase_cfg, dist.world)
     start = materialize(resolve(cfg.student)) if dist.main else None
     barrier(dist)
     if start is None:
         start = materialize(resolve(cfg.student))
 
+    student = start
     chain = hash_obj({"student": cfg.student, "start": str(start)})
     names: list[str] = []
     for entry in phases:
@@ -93,7 +109,7 @@ def run_train(mix_dir: Path, out: Path, cfg: TrainConfig, *, scorer: Scorer | No
         chain = hash_obj({"previous": chain, "data": hash_file(data_file),
                           "config": phase_cfg.model_dump(mode="json")})
         spec = PhaseSpec(name=name, kind=entry.get("kind", "skills"), samples=read_samples(data_file),
-                         start_model=start, out=out / name, input_hash=chain)
+                         start_model=start, out=out / name, input_hash=chain, anchor=student)
         manifest: dict[str, Any] = train_phase(spec, phase_cfg, dist, scorer=scorer,
                                                stop_after_steps=stop_after_steps)
         if not manifest.get("selected"):
