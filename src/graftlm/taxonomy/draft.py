@@ -465,8 +465,8 @@ class _Session:
 
 
 async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, outline: str) -> list[list[QA]]:
-    from graftlm.templates import render
     from graftlm.teacher.base import SamplingOptions
+    from graftlm.templates import render
 
     taken: set[str] = set()
     pairs: list[list[QA]] = [[] for _ in contexts]
@@ -486,8 +486,8 @@ async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, 
 
 async def _draft_examples(session: _Session, task: str, examples: list[QA]) -> list[QA]:
     from graftlm.generate.parse import parse_answer, parse_questions
-    from graftlm.templates import render
     from graftlm.teacher.base import SamplingOptions
+    from graftlm.templates import render
 
     seeds = list(examples[:SEEDS])
     seen = {" ".join(content_words(qa.question)) for qa in seeds}
