@@ -5,7 +5,7 @@ It first builds a generate folder of `examples/taxonomy` with the fake teacher (
 `graft eval` as a user runs it, in a subprocess:
 - `fake`: fake models and judge, the cost of graftlm itself (prompts, parsing, statistics, files);
 - `embedded judge`: the embedded SmolLM2-135M as trained model, base model and judge, with the example
-  exam (`examples/exam.jsonl`, open-book passages from `examples/documents`), the recipe's eval defaults
+  exam (`examples/exams/vescary.jsonl`, open-book passages from `examples/documents`), the recipe's eval defaults
   unless `--max-items` / `--mt-bench` / `--tokens` say otherwise;
 - `judge-free`: the same without a judge (`--no-judge`), as the CPU demo evaluates.
 Pass `--trained` a checkpoint (e.g. `runs/demo/train/<phase>/checkpoints/step-N`) to time a real before/after:
@@ -52,7 +52,7 @@ def run(name: str, model: str, base: str, judge: str | None, gen: Path, root: Pa
         env: dict[str, str]) -> list[str]:
     out = root / f"eval-{name}"
     args = ["eval", model, "--base", base, "--data", str(gen), "--out", str(out),
-            "--questions", str(ROOT / "examples" / "exam.jsonl"), "--documents", str(ROOT / "examples" / "documents"),
+            "--questions", str(ROOT / "examples" / "exams" / "vescary.jsonl"), "--documents", str(ROOT / "examples" / "documents"),
             *(["--judge", judge] if judge else ["--no-judge"]), *extra]
     start = time.perf_counter()
     graft(*args, env=env)
@@ -96,7 +96,7 @@ def main() -> None:
             rows.append(run("judge-free", args.trained, "default", None, gen, root, extra, env))
     from graftlm.cli.common import format_table
 
-    print(f"graft eval on examples/taxonomy (fake-teacher generate folder) + examples/exam.jsonl, "
+    print(f"graft eval on examples/taxonomy (fake-teacher generate folder) + examples/exams/vescary.jsonl, "
           f"{os.cpu_count()} CPUs")
     print(format_table(["row", "trained model", "judge", "wall s", "calls", "cached", "completion tokens",
                         "tokens/s"], rows))

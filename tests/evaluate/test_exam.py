@@ -199,14 +199,15 @@ def test_the_example_exam_loads_and_its_facts_are_in_the_example_documents() -> 
     from graftlm.evaluate.facts import fact_recall
 
     root = Path(__file__).resolve().parents[2]
-    items = load_exam(root / "examples" / "exam.jsonl")
-    document = (root / "examples" / "documents" / "vescary.md").read_text(encoding="utf-8")
-    assert len(items) >= 10 and {it.leaf for it in items} == {"exam", "government"}
+    items = load_exam(root / "examples" / "exams" / "vescary.jsonl")
+    document = "\n".join((root / "examples" / p).read_text(encoding="utf-8")
+                         for p in ("documents/vescary.md", "pdf_source/vescary-economy-and-culture.txt"))
+    assert len(items) >= 30 and {it.leaf for it in items} == {"knowledge/geography/islands/vescary"}
     for it in items:
         recall = fact_recall(document, it.answer, question=it.question, keywords=it.metadata.get("keywords"))
         assert recall.score == 1.0 and recall.basis != "content words", (it.question, recall)
     demo = load_recipe(root / "recipes" / "cpu-demo.yaml")
-    assert demo.eval.questions == "examples/exam.jsonl" and demo.eval.documents == "examples/documents"
+    assert demo.eval.questions == "examples/exams/vescary.jsonl" and demo.eval.documents == "examples/documents"
 
 
 def test_graft_run_checks_the_recipe_exam_before_any_work(tmp_path: Path) -> None:
