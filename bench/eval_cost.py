@@ -86,6 +86,10 @@ def main() -> None:
             recipe.write_text(f"eval:\n  max_new_tokens: {args.tokens}\n", encoding="utf-8")
             extra += ["--recipe", str(recipe)]
         gen = root / "generate"
+        # `graft generate` reads the example leaf's documents repository; `graft run` builds it when missing
+        from graftlm.taxonomy.docrepo import prepare_local_documents
+
+        prepare_local_documents(ROOT / "examples" / "taxonomy")
         graft("generate", str(ROOT / "examples" / "taxonomy"), "--teacher", "fake", "--out", str(gen), env=env)
         rows = []
         if "fake" in rows_wanted:
