@@ -24,6 +24,7 @@ from graftlm.export.gguf import (  # noqa: E402
     write_gguf,
 )
 from graftlm.export.ollama import chat_format, modelfile  # noqa: E402
+from tests.needs import missing  # noqa: E402
 
 F16_TOLERANCE = 2e-3
 """Max abs logit difference allowed between the source model (float32) and its f16 GGUF loaded back."""
@@ -281,7 +282,7 @@ def test_embedded_model_round_trip(tmp_path: Path) -> None:
     try:
         source = materialize(resolve("default"))
     except ModelError as e:
-        pytest.skip(f"embedded model not available: {e}")
+        missing(f"embedded model not available: {e}")
     trained = _train_a_little(source, tmp_path / "trained", steps=2, lr=2e-5)
     f16 = write_gguf(trained, tmp_path / "m.f16.gguf", quant="f16", progress=False)
     back, tok = _load_back(f16)
