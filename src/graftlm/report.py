@@ -269,7 +269,7 @@ def examples_section(answers: list[dict[str, Any]] | None, per_leaf: int = 3) ->
         return []
     out = [Block("h2", "Example answers"),
                Block("p", f"Per leaf, the {per_leaf} held-out questions where the trained model gained most over the base "
-                          "model (token F1 for knowledge, judge rating for skills).")]
+                          "model (fact recall for knowledge, judge rating for skills).")]
     by_leaf: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_leaf.setdefault(str(r.get("leaf")), []).append(r)
