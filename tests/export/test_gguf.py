@@ -16,9 +16,9 @@ torch = pytest.importorskip("torch")
 
 from graftlm.cli import main  # noqa: E402
 from graftlm.errors import InputError, ModelError  # noqa: E402
+from graftlm.export import parse_formats  # noqa: E402
 from graftlm.export.gguf import (  # noqa: E402
     bpe_vocab,
-    parse_formats,
     permute_qk,
     pre_tokenizer_name,
     write_gguf,

@@ -118,11 +118,9 @@ def format_plan(plan: RunPlan) -> str:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from graftlm.export import EXPORTERS
-    from graftlm.export.gguf import check_export_options, parse_formats
+    from graftlm.export import EXPORTERS, parse_formats
 
     formats = parse_formats(args.formats)
-    check_export_options(formats, args.quant)
     if "gguf" in formats:
         to = EXPORTERS["gguf"](args.run_dir, args.to, quant=args.quant, keep_hf="hf" in formats, force=args.force)
     else:

@@ -229,7 +229,7 @@ def write_gguf(model_dir: Path, out: Path, *, quant: str = "f16", name: str | No
     from tqdm import tqdm
 
     model_dir, out = Path(model_dir), Path(out)
-    check_export_options(("gguf",), quant)
+    check_quant(quant)
     config = _read_json(model_dir / "config.json")
     spec = arch_spec(config, model_dir / "config.json")
     arch = next(a for a, n in MODEL_ARCH_NAMES.items() if n == spec.gguf_arch)
@@ -308,23 +308,8 @@ def export_gguf(model_dir: Path, to: Path, *, quant: str = "f16", name: str | No
     return GgufExport(gguf, mf, run_commands(name, gguf.name))
 
 
-FORMATS = ("hf", "gguf")
-"""`graft export --format` choices (comma separated): a Hugging Face folder, a GGUF file with a Modelfile."""
-
-
-def parse_formats(text: str) -> tuple[str, ...]:
-    """`hf,gguf` -> ("hf", "gguf"); an InputError naming an unknown format."""
-    items = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
-    check_export_options(items, "f16")
-    return items
-
-
-def check_export_options(formats: tuple[str, ...], quant: str) -> None:
-    """Raise an InputError for an empty or unknown format list or an unknown quantisation."""
-    bad = [f for f in formats if f not in FORMATS]
-    if not formats or bad:
-        raise InputError(f"unknown export format {', '.join(bad) or '(none)'}",
-                         hint=f"use --format with one or more of {', '.join(FORMATS)}, e.g. --format hf,gguf")
+def check_quant(quant: str) -> None:
+    """Raise an InputError for an unknown quantisation."""
     if quant not in QUANTS:
         raise InputError(f"unknown quantisation {quant!r}", hint=f"use --quant with one of {', '.join(QUANTS)}")
 
@@ -341,7 +326,7 @@ def export_gguf_run(run_dir: Path, to: Path, *, quant: str = "f16", keep_hf: boo
     from graftlm.export.ollama import trained_system_prompt
 
     run_dir, to = Path(run_dir), Path(to)
-    check_export_options(("gguf",), quant)
+    check_quant(quant)
     if to.exists() and any(to.iterdir()) and not force:
         raise ConfigError(f"export folder {to} exists and is not empty", hint="pass another --to, or --force to replace it")
     with atomic_dir(to, replace=True) as tmp:
