@@ -24,12 +24,18 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 # Root reads every folder whatever its mode, so under root the command drops to an unprivileged user once
-# its modules are imported (the interpreter's own files may be private to root).
-AS_NOBODY = """import os, sys
+# its modules are imported (the interpreter's files and the checkout itself may be private to root).
+AS_NOBODY = """import contextlib, io, os, sys
 # modules the command imports lazily, loaded while the interpreter's files can still be read
 import asyncio, contextvars, decimal, fractions, gettext, importlib.metadata, json, locale, secrets, shutil
 import uuid, zoneinfo
 import graftlm.cli, graftlm.cli.taxonomy, graftlm.taxonomy.load, graftlm.taxonomy.show
+# the same command once with root's rights, its output discarded, loads every module it imports on the way
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        graftlm.cli.main(sys.argv[1:])
+    except SystemExit:
+        pass
 os.setgid(65534)
 os.setuid(65534)
 sys.exit(graftlm.cli.main(sys.argv[1:]))
