@@ -21,12 +21,16 @@ from graftlm.taxonomy.draft import (
     document_outline,
     draft_knowledge,
     draft_skill,
+    fill_context,
+    find_question,
     grounded,
     grounded_pairs,
     knowledge_qna,
     parse_example,
     pick_contexts,
     read_examples,
+    sentence_pair,
+    sentences,
     split_sections,
     spread,
     windows,
@@ -138,6 +142,72 @@ def test_grounding_keeps_answers_from_the_context() -> None:
     keep, rejects = grounded_pairs(text, context, taken)
     assert [qa.answer for qa in keep] == ["Port Anselm is the capital."]
     assert "not_grounded" in rejects and ("repeated" in rejects or "repeated_in_answer" in rejects)
+
+
+COUNCIL = ("Vescary is governed by the Lantern Council, which has 27 elected members. Elections to the Lantern "
+           "Council are held every four years. The head of the Lantern Council is called the Warden.")
+TOPIC = "The Isle of Vescary"
+
+
+def test_find_question_where_a_small_teacher_puts_it() -> None:
+    """Replies of the kind SmolLM2-135M writes to the per-sentence prompts."""
+    replies = {
+        'Question: "What is the capital of Vescary?"\n\nThe answer is "Vescary" in this case.':
+            "What is the capital of Vescary?",
+        "What is the answer to the question: Which is the second largest town in the Isle of Vescary?":
+            "Which is the second largest town in the Isle of Vescary?",
+        '2. "Can you provide a specific example of a country that has a population of 61,300?"':
+            "Can you provide a specific example of a country that has a population of 61,300?",
+        "24,000 people live here. Question: How many people live in Port\n  Anselm?": None,  # split by a line
+        "What is this?": None,  # too short
+        "Elections are held every four years.": None,
+        "": None,
+    }
+    for reply, expected in replies.items():
+        assert find_question(reply) == expected, reply
+
+
+def test_sentence_replies_become_teacher_or_extractive_pairs_or_reasons() -> None:
+    members, elections, warden = sentences(COUNCIL)
+    cases = [
+        ("Question: How many members does the Lantern Council have?\nAnswer: 27.", members,
+         (QA("How many members does the Lantern Council have?", "27."), "teacher")),
+        ("Question: How often are elections held? Answer: Every four years.", elections,
+         (QA("How often are elections held?", "Every four years."), "teacher")),
+        # an answer from outside the sentence, or one that only repeats the question: the sentence answers
+        ("What is the answer to the question: How often are elections to the Lantern Council held?\n"
+         "Answer: Every Sunday in the cathedral of Rome.", elections,
+         (QA("How often are elections to the Lantern Council held?", elections), "extractive")),
+        ("Question: What is the head of the Lantern Council called?\nAnswer: The head of the Lantern Council.",
+         warden, (QA("What is the head of the Lantern Council called?", warden), "extractive")),
+        ('Question: "What is the capital of France?"\n\nAnswer: Paris', elections, (None, "not_about_the_sentence")),
+        ("How many members does the island of Vescaria have in Brussels?", members, (None, "not_grounded")),
+        ("What is the answer based on the given sentence about the Warden?", warden, (None, "about_the_text")),
+        ("Is the head of the Lantern Council called the Warden?", warden, (None, "answer_in_question")),
+        ("The Warden leads the council.", warden, (None, "no_question")),
+    ]
+    for reply, sentence, expected in cases:
+        assert sentence_pair(reply, sentence, COUNCIL, TOPIC) == expected, reply
+
+
+def test_fill_context_prefers_teacher_pairs_one_per_sentence_and_no_repeats() -> None:
+    sents = sentences(COUNCIL)
+    have = [QA("How many members has the Lantern Council?", "It has 27 elected members.")]  # sentence 0
+    cands = [
+        (0, QA("How many elected members are there?", sents[0]), "extractive"),  # sentence 0 is answered
+        (1, QA("How often are elections held?", sents[1]), "extractive"),
+        (2, QA("What is the head of the council called?", sents[2]), "extractive"),
+        (2, QA("What is the head of the council called?", "The Warden."), "teacher"),
+        (1, QA("When are elections to the Lantern Council?", "Every four years."), "teacher"),
+    ]
+    taken = {"often elections held"}
+    chosen = fill_context(have, cands, sents, taken)
+    assert chosen == [(QA("What is the head of the council called?", "The Warden."), "teacher"),
+                      (QA("When are elections to the Lantern Council?", "Every four years."), "teacher")]
+    assert {"head council called", "elections lantern council"} <= taken
+    assert fill_context(have + [qa for qa, _ in chosen], cands, sents, set()) == []  # already three
+    repeated = [(1, QA("How often are elections held?", sents[1]), "extractive")]
+    assert fill_context(have, repeated, sents, {"often elections held"}) == []
 
 
 def test_examples_and_leaf_names_are_checked(tmp_path: Path) -> None:
@@ -288,8 +358,10 @@ def test_skill_examples_alone_when_five_are_given(tmp_path: Path) -> None:
 
 
 @pytest.mark.real_model
-def test_draft_with_the_embedded_model(vescary_md: Path, tmp_path: Path) -> None:
-    """The embedded 135M as teacher: the file is written; any validation error is a placeholder to fill."""
+def test_draft_with_the_embedded_model_validates_and_graft_run_accepts_it(
+        vescary_md: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The embedded 135M as teacher, through the CLI: the whole-context prompt fills part of the Q&A, the
+    per-sentence rounds the rest; the draft validates and `graft run --dry-run` plans a run on it."""
     from graftlm.errors import ModelError
     from graftlm.models import resolve
 
@@ -297,12 +369,19 @@ def test_draft_with_the_embedded_model(vescary_md: Path, tmp_path: Path) -> None
         resolve("default")
     except ModelError as e:
         missing(f"embedded model not available: {e}")
-    result = draft_knowledge([vescary_md], LEAF, tmp_path / "tax", teacher="default", progress=False)
-    report = validate_file(result.path)
-    assert all("placeholder left by" in e.message for e in report.errors)
-    assert result.placeholders == len(report.errors)
-    data = yaml.safe_load(result.path.read_text())
-    kept = [qa for s in data["seed_examples"] for qa in s["questions_and_answers"]
-            if not qa["answer"].startswith("FILL IN:")]
-    assert all(grounded(QA(qa["question"], qa["answer"]), s["context"])
-               for s in data["seed_examples"] for qa in s["questions_and_answers"] if qa in kept)
+    tax = tmp_path / "tax"
+    code = main(["taxonomy", "draft", str(vescary_md), "--leaf", LEAF, "--out", str(tax), "--teacher", "default"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert "the draft validates" in captured.out and "Q&A drafted:" in captured.out
+    assert main(["taxonomy", "validate", str(tax)]) == 0
+    data = yaml.safe_load((tax / LEAF / "qna.yaml").read_text())
+    assert not find_placeholders(data)
+    for seed in data["seed_examples"]:
+        assert len(seed["questions_and_answers"]) == 3
+        for qa in seed["questions_and_answers"]:
+            assert grounded(QA(qa["question"], qa["answer"]), seed["context"])
+    capsys.readouterr()
+    assert main(["run", str(tax), "--recipe", str(ROOT / "recipes" / "cpu-demo.yaml"), "--out",
+                 str(tmp_path / "run"), "--dry-run"]) == 0
+    assert "knowledge->geography->islands->vescary" in capsys.readouterr().out

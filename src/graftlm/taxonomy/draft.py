@@ -304,7 +304,7 @@ def question_problem(question: str, sentence: str, context: str, topic: str) -> 
         return "not_about_the_sentence"
     if sum(w in known for w in words) / len(words) < MIN_GROUNDED_SHARE:
         return "not_grounded"
-    if not said - set(words):
+    if not said - set(content_words(question)):
         return "answer_in_question"
     return None
 
