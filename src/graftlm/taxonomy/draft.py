@@ -30,6 +30,7 @@ import getpass
 import os
 import re
 import subprocess
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,10 @@ class PairCounts:
     context: int = 0
     teacher: int = 0
     extractive: int = 0
+    context_s: float = 0.0
+    """Seconds spent on the whole-context prompt."""
+    sentence_s: float = 0.0
+    """Seconds spent on the per-sentence rounds."""
 
 
 @dataclass
@@ -578,6 +583,7 @@ async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, 
     from graftlm.teacher.base import SamplingOptions
     from graftlm.templates import render
 
+    start = time.perf_counter()
     taken: set[str] = set()
     pairs: list[list[QA]] = [[] for _ in contexts]
     for attempt in range(CONTEXT_TRIES):
@@ -591,11 +597,15 @@ async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, 
         for i, text in zip(todo, texts, strict=True):
             keep, _ = grounded_pairs(text, contexts[i].text, taken)
             pairs[i] += keep[:QAS_PER_CONTEXT - len(pairs[i])]
-    counts.context = sum(map(len, pairs))
+    counts.context, counts.context_s = sum(map(len, pairs)), time.perf_counter() - start
     topic = outline.split(":")[0].strip() or domain
     for attempt in range(SENTENCE_TRIES):
-        asks = [(i, j, sent) for i, c in enumerate(contexts) if len(pairs[i]) < QAS_PER_CONTEXT
-                for j, sent in enumerate(sentences(c.text))]
+        asks = []
+        for i, c in enumerate(contexts):
+            sents = sentences(c.text)
+            used = {source_sentence(qa.answer, sents) for qa in pairs[i]}
+            if len(pairs[i]) < QAS_PER_CONTEXT:
+                asks += [(i, j, sent) for j, sent in enumerate(sents) if j not in used]
         if not asks:
             break
         form = SENTENCE_PROMPTS[attempt % len(SENTENCE_PROMPTS)]
@@ -612,6 +622,7 @@ async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, 
             for qa, kind in fill_context(pairs[i], cands, sentences(contexts[i].text), taken):
                 pairs[i].append(qa)
                 setattr(counts, kind, getattr(counts, kind) + 1)
+    counts.sentence_s = time.perf_counter() - start - counts.context_s
     return pairs
 
 
@@ -695,9 +706,10 @@ def draft_knowledge(documents: list[Path], leaf: str, taxonomy: Path, *, teacher
     pairs, calls = _with_teacher(teacher, "draft Q&A", progress,
                                  lambda session: _draft_pairs(session, contexts, domain or "", outline, counts))
     if counts.teacher or counts.extractive:
-        notes.append(f"Q&A drafted: {counts.context} from whole contexts, {counts.teacher} per sentence, "
-                     f"{counts.extractive} extractive (the teacher's question, the context's sentence as the "
-                     "answer): shorten those answers as you review them")
+        notes.append(f"Q&A drafted: {counts.context} from whole contexts ({counts.context_s:.0f} s), "
+                     f"{counts.teacher} per sentence and {counts.extractive} extractive ({counts.sentence_s:.0f} s; "
+                     "extractive: the teacher's question, the context's sentence as the answer): shorten those "
+                     "answers as you review them")
     data = knowledge_qna(created_by=created_by or _user(), domain=domain, outline=outline, contexts=contexts,
                          pairs=pairs, document={"repo": repo_spec, "commit": commit, "patterns": patterns})
     names = ", ".join(p.name for p, _ in docs)
