@@ -188,6 +188,9 @@ def test_sentence_replies_become_teacher_or_extractive_pairs_or_reasons() -> Non
     ]
     for reply, sentence, expected in cases:
         assert sentence_pair(reply, sentence, COUNCIL, TOPIC) == expected, reply
+    made_up = "Everything in this document is made up."  # a sentence about the text may be asked about it
+    assert sentence_pair("What is made up in this document?", made_up, made_up, TOPIC) == (
+        QA("What is made up in this document?", made_up), "extractive")
 
 
 def test_fill_context_prefers_teacher_pairs_one_per_sentence_and_no_repeats() -> None:

@@ -60,7 +60,7 @@ CONTEXT_TRIES = 1
 """Rounds of the whole-context prompt `knowledge_qa` per context before the sentence rounds."""
 SENTENCE_TRIES = 3
 """Rounds of the per-sentence prompts (rotated) for contexts still missing Q&A."""
-SENTENCE_SAMPLES = 4
+SENTENCE_SAMPLES = 2
 """Completions asked per sentence and round (sampled, one batched request)."""
 MIN_QUESTION_WORDS = 4
 """A drafted question has at least this many words."""
@@ -299,12 +299,12 @@ def find_question(text: str) -> str | None:
 
 def question_problem(question: str, sentence: str, context: str, topic: str) -> str | None:
     """Why `question` cannot be asked of `sentence` (a reject reason), or None when it can: it must not talk
-    about the text itself, must share a content word with the sentence beyond the topic's, must take most of
+    about the text itself (unless the sentence does), must share a content word with the sentence beyond the topic's, must take most of
     its content words from the context or the topic, and must leave something of the sentence to answer."""
     words = [w for w in content_words(question) if w not in _QUESTION_WORDS]
-    if any(w in _META for w in words):
-        return "about_the_text"
     said, known = set(content_words(sentence)), set(content_words(context)) | set(content_words(topic))
+    if any(w in _META and w not in said for w in words):
+        return "about_the_text"
     if not words or not any(w in said and w not in set(content_words(topic)) for w in words):
         return "not_about_the_sentence"
     if sum(w in known for w in words) / len(words) < MIN_GROUNDED_SHARE:
@@ -609,8 +609,9 @@ async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, 
         if not asks:
             break
         form = SENTENCE_PROMPTS[attempt % len(SENTENCE_PROMPTS)]
-        options = SamplingOptions(temperature=0.8, max_tokens=64, n=SENTENCE_SAMPLES, seed=100 + attempt,
-                                  stop=("\n\n\n",) if form == "draft_sentence_qa" else ("\n",))
+        qa_form = form == "draft_sentence_qa"  # a question and a short answer; else a question alone
+        options = SamplingOptions(temperature=0.8, max_tokens=40 if qa_form else 32, n=SENTENCE_SAMPLES,
+                                  seed=100 + attempt, stop=("\n\n\n",) if qa_form else ("\n",))
         replies = await session.ask_all([(render(form, sentence=sent, topic=topic), options) for _, _, sent in asks])
         found: dict[int, list[tuple[int, QA, str]]] = {}
         for (i, j, sent), texts in zip(asks, replies, strict=True):
