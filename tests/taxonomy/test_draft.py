@@ -188,6 +188,10 @@ def test_sentence_replies_become_teacher_or_extractive_pairs_or_reasons() -> Non
     ]
     for reply, sentence, expected in cases:
         assert sentence_pair(reply, sentence, COUNCIL, TOPIC) == expected, reply
+    island = "The Isle of Vescary is a fictional island in the Merrow Sea."
+    assert sentence_pair("Where is the Isle of Vescary?", island, island, TOPIC) == (
+        QA("Where is the Isle of Vescary?", island), "extractive")
+    assert sentence_pair("Where is the Isle of Vescary?", members, COUNCIL, TOPIC) == (None, "not_about_the_sentence")
     made_up = "Everything in this document is made up."  # a sentence about the text may be asked about it
     assert sentence_pair("What is made up in this document?", made_up, made_up, TOPIC) == (
         QA("What is made up in this document?", made_up), "extractive")

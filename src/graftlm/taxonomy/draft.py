@@ -299,13 +299,16 @@ def find_question(text: str) -> str | None:
 
 def question_problem(question: str, sentence: str, context: str, topic: str) -> str | None:
     """Why `question` cannot be asked of `sentence` (a reject reason), or None when it can: it must not talk
-    about the text itself (unless the sentence does), must share a content word with the sentence beyond the topic's, must take most of
+    about the text itself (unless the sentence does), must share a content word with the sentence beyond the topic's (a question about the topic alone
+    only of a sentence that names it), must take most of
     its content words from the context or the topic, and must leave something of the sentence to answer."""
     words = [w for w in content_words(question) if w not in _QUESTION_WORDS]
     said, known = set(content_words(sentence)), set(content_words(context)) | set(content_words(topic))
     if any(w in _META and w not in said for w in words):
         return "about_the_text"
-    if not words or not any(w in said and w not in set(content_words(topic)) for w in words):
+    named = set(content_words(topic))
+    specific = [w for w in words if w not in named]
+    if not words or not (any(w in said for w in specific) if specific else named <= said):
         return "not_about_the_sentence"
     if sum(w in known for w in words) / len(words) < MIN_GROUNDED_SHARE:
         return "not_grounded"
