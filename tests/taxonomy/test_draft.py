@@ -178,6 +178,8 @@ def test_sentence_replies_become_teacher_or_extractive_pairs_or_reasons() -> Non
         ("What is the answer to the question: How often are elections to the Lantern Council held?\n"
          "Answer: Every Sunday in the cathedral of Rome.", elections,
          (QA("How often are elections to the Lantern Council held?", elections), "extractive")),
+        ("Question: How many members does the Lantern Council have?\nAnswer: It has 27 members, with 11 more",
+         members, (QA("How many members does the Lantern Council have?", members), "extractive")),
         ("Question: What is the head of the Lantern Council called?\nAnswer: The head of the Lantern Council.",
          warden, (QA("What is the head of the Lantern Council called?", warden), "extractive")),
         ('Question: "What is the capital of France?"\n\nAnswer: Paris', elections, (None, "not_about_the_sentence")),

@@ -58,6 +58,9 @@ TEACHER_TRIES = 2
 """Teacher calls per missing skill example before a placeholder is written instead."""
 CONTEXT_TRIES = 1
 """Rounds of the whole-context prompt `knowledge_qa` per context before the sentence rounds."""
+CONTEXT_TOKENS = 160
+"""Tokens the teacher may write for one context's Q&A: three pairs take about 130; the limit stops a small
+teacher that writes on after them (generation time grows with it)."""
 SENTENCE_TRIES = 3
 """Rounds of the per-sentence prompts (rotated) for contexts still missing Q&A."""
 SENTENCE_SAMPLES = 2
@@ -319,7 +322,8 @@ def question_problem(question: str, sentence: str, context: str, topic: str) -> 
 
 def sentence_pair(text: str, sentence: str, context: str, topic: str) -> tuple[QA | None, str]:
     """One reply to a per-sentence prompt as a pair and its kind, or None and the reject reason. `teacher`:
-    the reply's question with its own answer, grounded in the sentence and adding to the question;
+    the reply's question with its own answer, grounded in the sentence, adding to the question and with no
+    number the sentence lacks (a cut-off `118` for `1186`);
     `extractive`: the reply's question answered by the sentence itself."""
     found = _question_match(text)
     if found is None:
@@ -332,7 +336,8 @@ def sentence_pair(text: str, sentence: str, context: str, topic: str) -> tuple[Q
     if m:
         answer = m.group(1).strip().strip("\"'").strip()
         qa = QA(question, answer)
-        if grounded(qa, sentence) and set(content_words(answer)) - set(content_words(question)):
+        numbers = set(re.findall(r"\d+", answer)) - set(re.findall(r"\d+", sentence))
+        if grounded(qa, sentence) and set(content_words(answer)) - set(content_words(question)) and not numbers:
             return qa, "teacher"
     return QA(question, sentence), "extractive"
 
@@ -593,7 +598,7 @@ async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, 
         todo = [i for i in range(len(contexts)) if len(pairs[i]) < QAS_PER_CONTEXT]
         if not todo:
             break
-        options = SamplingOptions(temperature=0.0 if attempt == 0 else 0.7, max_tokens=400, seed=attempt)
+        options = SamplingOptions(temperature=0.0 if attempt == 0 else 0.7, max_tokens=CONTEXT_TOKENS, seed=attempt)
         texts = await session.ask([(render("knowledge_qa", domain=domain, outline=outline, examples=[],
                                            chunk=contexts[i].text, k=QAS_PER_CONTEXT - len(pairs[i])), options)
                                    for i in todo])
