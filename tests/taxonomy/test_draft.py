@@ -180,6 +180,8 @@ def test_sentence_replies_become_teacher_or_extractive_pairs_or_reasons() -> Non
          (QA("How often are elections to the Lantern Council held?", elections), "extractive")),
         ("Question: How many members does the Lantern Council have?\nAnswer: It has 27 members, with 11 more",
          members, (QA("How many members does the Lantern Council have?", members), "extractive")),
+        ("Question: What is the head of the Lantern Council called?\nAnswer: The head of the Lantern Council is",
+         warden, (QA("What is the head of the Lantern Council called?", warden), "extractive")),  # cut off
         ("Question: What is the head of the Lantern Council called?\nAnswer: The head of the Lantern Council.",
          warden, (QA("What is the head of the Lantern Council called?", warden), "extractive")),
         ('Question: "What is the capital of France?"\n\nAnswer: Paris', elections, (None, "not_about_the_sentence")),
@@ -215,6 +217,9 @@ def test_fill_context_prefers_teacher_pairs_one_per_sentence_and_no_repeats() ->
                       (QA("When are elections to the Lantern Council?", "Every four years."), "teacher")]
     assert {"head council called", "elections lantern council"} <= taken
     assert fill_context(have + [qa for qa, _ in chosen], cands, sents, set()) == []  # already three
+    again = [(0, QA("How many elected members are there?", sents[0]), "extractive"),
+             (0, QA("Who governs Vescary?", "The Lantern Council."), "teacher")]  # sentence 0 again, a new answer
+    assert fill_context(have, again, sents, set()) == [(QA("Who governs Vescary?", "The Lantern Council."), "teacher")]
     repeated = [(1, QA("How often are elections held?", sents[1]), "extractive")]
     assert fill_context(have, repeated, sents, {"often elections held"}) == []
 

@@ -61,7 +61,7 @@ CONTEXT_TRIES = 1
 CONTEXT_TOKENS = 160
 """Tokens the teacher may write for one context's Q&A: three pairs take about 130; the limit stops a small
 teacher that writes on after them (generation time grows with it)."""
-SENTENCE_TRIES = 3
+SENTENCE_TRIES = 6
 """Rounds of the per-sentence prompts (rotated) for contexts still missing Q&A."""
 SENTENCE_SAMPLES = 2
 """Completions asked per sentence and round (sampled, one batched request)."""
@@ -322,8 +322,8 @@ def question_problem(question: str, sentence: str, context: str, topic: str) -> 
 
 def sentence_pair(text: str, sentence: str, context: str, topic: str) -> tuple[QA | None, str]:
     """One reply to a per-sentence prompt as a pair and its kind, or None and the reject reason. `teacher`:
-    the reply's question with its own answer, grounded in the sentence, adding to the question and with no
-    number the sentence lacks (a cut-off `118` for `1186`);
+    the reply's question with its own answer, grounded in the sentence, adding to the question, ended (not cut
+    off by the token limit) and with no number the sentence lacks (`118` for `1186`);
     `extractive`: the reply's question answered by the sentence itself."""
     found = _question_match(text)
     if found is None:
@@ -337,7 +337,9 @@ def sentence_pair(text: str, sentence: str, context: str, topic: str) -> tuple[Q
         answer = m.group(1).strip().strip("\"'").strip()
         qa = QA(question, answer)
         numbers = set(re.findall(r"\d+", answer)) - set(re.findall(r"\d+", sentence))
-        if grounded(qa, sentence) and set(content_words(answer)) - set(content_words(question)) and not numbers:
+        ended = m.end() < len(text.rstrip()) or answer[-1] in ".!?"  # not cut off by the token limit
+        if (grounded(qa, sentence) and set(content_words(answer)) - set(content_words(question)) and not numbers
+                and ended):
             return qa, "teacher"
     return QA(question, sentence), "extractive"
 
@@ -351,17 +353,23 @@ def source_sentence(answer: str, sents: list[str]) -> int:
 def fill_context(pairs: list[QA], candidates: list[tuple[int, QA, str]], sents: list[str], taken: set[str],
                  k: int = QAS_PER_CONTEXT) -> list[tuple[QA, str]]:
     """The per-sentence `candidates` (sentence index, pair, kind) chosen to complete `pairs` up to `k`: the
-    teacher's own pairs first, then extractive ones, at most one per sentence not already answered by
-    `pairs`, never a question already `taken` (normalised; the chosen ones are added to it)."""
+    teacher's own pairs first, then extractive ones, one per sentence not already answered by `pairs`; then,
+    for what is still missing, the teacher's pairs from answered sentences. Never a question already `taken`
+    (normalised; the chosen ones are added to it) nor an answer already given."""
     used = {source_sentence(qa.answer, sents) for qa in pairs}
     chosen: list[tuple[QA, str]] = []
-    for i, qa, kind in sorted(candidates, key=lambda c: c[2] != "teacher"):
-        key = " ".join(content_words(qa.question))
-        if len(pairs) + len(chosen) >= k:
-            break
-        if i not in used and key not in taken:
+    answers = {" ".join(content_words(qa.answer)) for qa in pairs}
+    ranked = sorted(candidates, key=lambda c: c[2] != "teacher")
+    for second in (False, True):  # then teacher pairs with a new answer from a sentence already answered
+        for i, qa, kind in ranked:
+            key, answer = " ".join(content_words(qa.question)), " ".join(content_words(qa.answer))
+            if len(pairs) + len(chosen) >= k:
+                return chosen
+            if key in taken or answer in answers or (i in used) != second or (second and kind != "teacher"):
+                continue
             used.add(i)
             taken.add(key)
+            answers.add(answer)
             chosen.append((qa, kind))
     return chosen
 
