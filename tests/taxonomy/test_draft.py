@@ -21,12 +21,16 @@ from graftlm.taxonomy.draft import (
     document_outline,
     draft_knowledge,
     draft_skill,
+    fill_context,
+    find_question,
     grounded,
     grounded_pairs,
     knowledge_qna,
     parse_example,
     pick_contexts,
     read_examples,
+    sentence_pair,
+    sentences,
     split_sections,
     spread,
     windows,
@@ -138,6 +142,86 @@ def test_grounding_keeps_answers_from_the_context() -> None:
     keep, rejects = grounded_pairs(text, context, taken)
     assert [qa.answer for qa in keep] == ["Port Anselm is the capital."]
     assert "not_grounded" in rejects and ("repeated" in rejects or "repeated_in_answer" in rejects)
+
+
+COUNCIL = ("Vescary is governed by the Lantern Council, which has 27 elected members. Elections to the Lantern "
+           "Council are held every four years. The head of the Lantern Council is called the Warden.")
+TOPIC = "The Isle of Vescary"
+
+
+def test_find_question_where_a_small_teacher_puts_it() -> None:
+    """Replies of the kind SmolLM2-135M writes to the per-sentence prompts."""
+    replies = {
+        'Question: "What is the capital of Vescary?"\n\nThe answer is "Vescary" in this case.':
+            "What is the capital of Vescary?",
+        "What is the answer to the question: Which is the second largest town in the Isle of Vescary?":
+            "Which is the second largest town in the Isle of Vescary?",
+        '2. "Can you provide a specific example of a country that has a population of 61,300?"':
+            "Can you provide a specific example of a country that has a population of 61,300?",
+        "24,000 people live here. Question: How many people live in Port\n  Anselm?": None,  # split by a line
+        "What is this?": None,  # too short
+        "Elections are held every four years.": None,
+        "": None,
+    }
+    for reply, expected in replies.items():
+        assert find_question(reply) == expected, reply
+
+
+def test_sentence_replies_become_teacher_or_extractive_pairs_or_reasons() -> None:
+    members, elections, warden = sentences(COUNCIL)
+    cases = [
+        ("Question: How many members does the Lantern Council have?\nAnswer: 27.", members,
+         (QA("How many members does the Lantern Council have?", "27."), "teacher")),
+        ("Question: How often are elections held? Answer: Every four years.", elections,
+         (QA("How often are elections held?", "Every four years."), "teacher")),
+        # an answer from outside the sentence, or one that only repeats the question: the sentence answers
+        ("What is the answer to the question: How often are elections to the Lantern Council held?\n"
+         "Answer: Every Sunday in the cathedral of Rome.", elections,
+         (QA("How often are elections to the Lantern Council held?", elections), "extractive")),
+        ("Question: How many members does the Lantern Council have?\nAnswer: It has 27 members, with 11 more",
+         members, (QA("How many members does the Lantern Council have?", members), "extractive")),
+        ("Question: What is the head of the Lantern Council called?\nAnswer: The head of the Lantern Council is",
+         warden, (QA("What is the head of the Lantern Council called?", warden), "extractive")),  # cut off
+        ("Question: What is the head of the Lantern Council called?\nAnswer: The head of the Lantern Council.",
+         warden, (QA("What is the head of the Lantern Council called?", warden), "extractive")),
+        ('Question: "What is the capital of France?"\n\nAnswer: Paris', elections, (None, "not_about_the_sentence")),
+        ("How many members does the island of Vescaria have in Brussels?", members, (None, "not_grounded")),
+        ("What is the answer based on the given sentence about the Warden?", warden, (None, "about_the_text")),
+        ("Is the head of the Lantern Council called the Warden?", warden, (None, "answer_in_question")),
+        ("The Warden leads the council.", warden, (None, "no_question")),
+    ]
+    for reply, sentence, expected in cases:
+        assert sentence_pair(reply, sentence, COUNCIL, TOPIC) == expected, reply
+    island = "The Isle of Vescary is a fictional island in the Merrow Sea."
+    assert sentence_pair("Where is the Isle of Vescary?", island, island, TOPIC) == (
+        QA("Where is the Isle of Vescary?", island), "extractive")
+    assert sentence_pair("Where is the Isle of Vescary?", members, COUNCIL, TOPIC) == (None, "not_about_the_sentence")
+    made_up = "Everything in this document is made up."  # a sentence about the text may be asked about it
+    assert sentence_pair("What is made up in this document?", made_up, made_up, TOPIC) == (
+        QA("What is made up in this document?", made_up), "extractive")
+
+
+def test_fill_context_prefers_teacher_pairs_one_per_sentence_and_no_repeats() -> None:
+    sents = sentences(COUNCIL)
+    have = [QA("How many members has the Lantern Council?", "It has 27 elected members.")]  # sentence 0
+    cands = [
+        (0, QA("How many elected members are there?", sents[0]), "extractive"),  # sentence 0 is answered
+        (1, QA("How often are elections held?", sents[1]), "extractive"),
+        (2, QA("What is the head of the council called?", sents[2]), "extractive"),
+        (2, QA("What is the head of the council called?", "The Warden."), "teacher"),
+        (1, QA("When are elections to the Lantern Council?", "Every four years."), "teacher"),
+    ]
+    taken = {"often elections held"}
+    chosen = fill_context(have, cands, sents, taken)
+    assert chosen == [(QA("What is the head of the council called?", "The Warden."), "teacher"),
+                      (QA("When are elections to the Lantern Council?", "Every four years."), "teacher")]
+    assert {"head council called", "elections lantern council"} <= taken
+    assert fill_context(have + [qa for qa, _ in chosen], cands, sents, set()) == []  # already three
+    again = [(0, QA("How many elected members are there?", sents[0]), "extractive"),
+             (0, QA("Who governs Vescary?", "The Lantern Council."), "teacher")]  # sentence 0 again, a new answer
+    assert fill_context(have, again, sents, set()) == [(QA("Who governs Vescary?", "The Lantern Council."), "teacher")]
+    repeated = [(1, QA("How often are elections held?", sents[1]), "extractive")]
+    assert fill_context(have, repeated, sents, {"often elections held"}) == []
 
 
 def test_examples_and_leaf_names_are_checked(tmp_path: Path) -> None:
@@ -288,8 +372,11 @@ def test_skill_examples_alone_when_five_are_given(tmp_path: Path) -> None:
 
 
 @pytest.mark.real_model
-def test_draft_with_the_embedded_model(vescary_md: Path, tmp_path: Path) -> None:
-    """The embedded 135M as teacher: the file is written; any validation error is a placeholder to fill."""
+def test_draft_with_the_embedded_model(vescary_md: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The embedded 135M as teacher, through the CLI: the whole-context prompt fills part of the Q&A, the
+    per-sentence rounds most of the rest; every kept pair is grounded and every validation error is a
+    placeholder to fill. (Measured on vescary.md: 14 of 15 filled; the one left is in the introduction,
+    whose sentences are about the document itself.)"""
     from graftlm.errors import ModelError
     from graftlm.models import resolve
 
@@ -297,12 +384,19 @@ def test_draft_with_the_embedded_model(vescary_md: Path, tmp_path: Path) -> None
         resolve("default")
     except ModelError as e:
         missing(f"embedded model not available: {e}")
-    result = draft_knowledge([vescary_md], LEAF, tmp_path / "tax", teacher="default", progress=False)
-    report = validate_file(result.path)
+    tax = tmp_path / "tax"
+    code = main(["taxonomy", "draft", str(vescary_md), "--leaf", LEAF, "--out", str(tax), "--teacher", "default"])
+    captured = capsys.readouterr()
+    assert "Q&A drafted:" in captured.out and "Traceback" not in captured.err
+    qna = tax / LEAF / "qna.yaml"
+    report = validate_file(qna)
+    assert code == (0 if report.valid else 1)
     assert all("placeholder left by" in e.message for e in report.errors)
-    assert result.placeholders == len(report.errors)
-    data = yaml.safe_load(result.path.read_text())
-    kept = [qa for s in data["seed_examples"] for qa in s["questions_and_answers"]
+    data = yaml.safe_load(qna.read_text())
+    kept = [(qa, s["context"]) for s in data["seed_examples"] for qa in s["questions_and_answers"]
             if not qa["answer"].startswith("FILL IN:")]
-    assert all(grounded(QA(qa["question"], qa["answer"]), s["context"])
-               for s in data["seed_examples"] for qa in s["questions_and_answers"] if qa in kept)
+    assert len(kept) >= 12 and len(find_placeholders(data)) == 2 * (SEEDS * 3 - len(kept))
+    assert all(grounded(QA(qa["question"], qa["answer"]), context) for qa, context in kept)
+    if report.valid:
+        assert main(["run", str(tax), "--recipe", str(ROOT / "recipes" / "cpu-demo.yaml"), "--out",
+                     str(tmp_path / "run"), "--dry-run"]) == 0

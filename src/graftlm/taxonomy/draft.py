@@ -5,7 +5,13 @@ Knowledge: the documents (Markdown, PDF, text) are split into sections by their 
 contexts are cut at sentence boundaries (about `TARGET_CONTEXT_WORDS` words, always under InstructLab's
 `CONTEXT_WORDS`) from sections spread over the documents; the teacher drafts three questions and answers
 per context with the generation prompt `knowledge_qa` (parsed by `generate.parse.parse_qa_pairs`, and kept
-only when the answer's words come from the context). The `document` block names the git repository and
+only when the answer's words come from the context). Where that leaves gaps (a small teacher such as the
+embedded 135M fills about a third), the teacher is asked per sentence of the context, `SENTENCE_SAMPLES`
+completions a request, rotating the prompts `draft_sentence_qa` (a question and its short answer) and
+`draft_sentence_question` (a question alone) over `SENTENCE_TRIES` rounds: a reply is kept as the
+teacher's own pair when its answer is grounded in the sentence, else as an extractive pair (the teacher's
+question, the sentence itself as the answer) when its question is about that sentence (`sentence_pair`).
+The `document` block names the git repository and
 commit holding the documents: the repository they are already committed in, or a local repository built
 for them (`<TAXONOMY>-documents/<leaf>-repo`, from copies in `<TAXONOMY>-documents/<leaf>`, with the
 deterministic commit of `build_docs_repo`; `graft run` rebuilds it from the copies when it is missing).
@@ -24,6 +30,7 @@ import getpass
 import os
 import re
 import subprocess
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,12 +55,31 @@ heading."""
 MIN_GROUNDED_SHARE = 0.6
 """Share of an answer's content words that must appear in its context for the answer to be kept."""
 TEACHER_TRIES = 2
-"""Teacher calls per context (or per missing skill example) before a placeholder is written instead."""
+"""Teacher calls per missing skill example before a placeholder is written instead."""
+CONTEXT_TRIES = 1
+"""Rounds of the whole-context prompt `knowledge_qa` per context before the sentence rounds."""
+CONTEXT_TOKENS = 160
+"""Tokens the teacher may write for one context's Q&A: three pairs take about 130; the limit stops a small
+teacher that writes on after them (generation time grows with it)."""
+SENTENCE_TRIES = 6
+"""Rounds of the per-sentence prompts (rotated) for contexts still missing Q&A."""
+SENTENCE_SAMPLES = 2
+"""Completions asked per sentence and round (sampled, one batched request)."""
+MIN_QUESTION_WORDS = 4
+"""A drafted question has at least this many words."""
+SENTENCE_PROMPTS = ("draft_sentence_qa", "draft_sentence_question")
+"""The per-sentence prompts, one per round in turn."""
 
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _LEAF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _WORD = re.compile(r"[a-z0-9]+")
+_QUESTION = re.compile(r"\b(?:What|Which|Who|Whom|Whose|When|Where|Why|How|Is|Are|Was|Were|Does|Do|Did|Can|In what|In which)"
+                       r"\b[^?\n\":]*\?")
+_ANSWER = re.compile(r"\bAnswer\s*:[ \t]*([^\n]*\S)", re.IGNORECASE)
+_META = frozenset({"sentence", "sentences", "question", "questions", "answer", "answers", "text", "fact", "facts",
+                   "passage", "document", "statement"})
+_QUESTION_WORDS = frozenset({"many", "much", "long", "often", "far", "old", "kind", "type", "name", "named", "called"})
 _STOP = frozenset(re.findall(r"\w+", """the a an of and or to in on at by for with from is are was were be been it
 its this that these those as which who what when where how why does did do has have had not no yes there their
 they he she his her we you i"""))
@@ -78,6 +104,19 @@ class Context:
 
 
 @dataclass
+class PairCounts:
+    """Q&A filled by each form: the whole-context prompt, the per-sentence teacher pairs, the extractive ones."""
+
+    context: int = 0
+    teacher: int = 0
+    extractive: int = 0
+    context_s: float = 0.0
+    """Seconds spent on the whole-context prompt."""
+    sentence_s: float = 0.0
+    """Seconds spent on the per-sentence rounds."""
+
+
+@dataclass
 class DraftResult:
     """What a draft wrote: the qna.yaml, how many placeholders are left, and notes for the user."""
 
@@ -85,6 +124,8 @@ class DraftResult:
     placeholders: int
     teacher_calls: int
     notes: list[str] = field(default_factory=list)
+    counts: PairCounts | None = None
+    """Knowledge drafts: the Q&A filled by each form."""
 
 
 # --- pure parts ----------------------------------------------------------------------------------
@@ -245,6 +286,92 @@ def grounded_pairs(text: str, context: str, taken: set[str]) -> tuple[list[QA], 
             taken.add(key)
             keep.append(qa)
     return keep, rejects
+
+
+def _question_match(text: str) -> re.Match[str] | None:
+    return next((m for m in _QUESTION.finditer(text) if len(m.group(0).split()) >= MIN_QUESTION_WORDS), None)
+
+
+def find_question(text: str) -> str | None:
+    """The first question in a teacher's reply: a sentence that starts with a question word and ends with `?`,
+    wherever it stands (after `Question:`, a number, a quote, or a lead-in such as `What is the answer to the
+    question:`); None when the reply holds none."""
+    m = _question_match(text)
+    return " ".join(m.group(0).split()) if m else None
+
+
+def question_problem(question: str, sentence: str, context: str, topic: str) -> str | None:
+    """Why `question` cannot be asked of `sentence` (a reject reason), or None when it can: it must not talk
+    about the text itself (unless the sentence does), must share a content word with the sentence beyond the topic's (a question about the topic alone
+    only of a sentence that names it), must take most of
+    its content words from the context or the topic, and must leave something of the sentence to answer."""
+    words = [w for w in content_words(question) if w not in _QUESTION_WORDS]
+    said, known = set(content_words(sentence)), set(content_words(context)) | set(content_words(topic))
+    if any(w in _META and w not in said for w in words):
+        return "about_the_text"
+    named = set(content_words(topic))
+    specific = [w for w in words if w not in named]
+    if not words or not (any(w in said for w in specific) if specific else named <= said):
+        return "not_about_the_sentence"
+    if sum(w in known for w in words) / len(words) < MIN_GROUNDED_SHARE:
+        return "not_grounded"
+    if not said - set(content_words(question)):
+        return "answer_in_question"
+    return None
+
+
+def sentence_pair(text: str, sentence: str, context: str, topic: str) -> tuple[QA | None, str]:
+    """One reply to a per-sentence prompt as a pair and its kind, or None and the reject reason. `teacher`:
+    the reply's question with its own answer, grounded in the sentence, adding to the question, ended (not cut
+    off by the token limit) and with no number the sentence lacks (`118` for `1186`);
+    `extractive`: the reply's question answered by the sentence itself."""
+    found = _question_match(text)
+    if found is None:
+        return None, "no_question"
+    question = " ".join(found.group(0).split())
+    problem = question_problem(question, sentence, context, topic)
+    if problem:
+        return None, problem
+    m = _ANSWER.search(text, found.end())
+    if m:
+        answer = m.group(1).strip().strip("\"'").strip()
+        qa = QA(question, answer)
+        numbers = set(re.findall(r"\d+", answer)) - set(re.findall(r"\d+", sentence))
+        ended = m.end() < len(text.rstrip()) or answer[-1] in ".!?"  # not cut off by the token limit
+        if (grounded(qa, sentence) and set(content_words(answer)) - set(content_words(question)) and not numbers
+                and ended):
+            return qa, "teacher"
+    return QA(question, sentence), "extractive"
+
+
+def source_sentence(answer: str, sents: list[str]) -> int:
+    """The index of the sentence in `sents` that shares most content words with `answer`."""
+    words = set(content_words(answer))
+    return max(range(len(sents)), key=lambda i: len(words & set(content_words(sents[i]))), default=0)
+
+
+def fill_context(pairs: list[QA], candidates: list[tuple[int, QA, str]], sents: list[str], taken: set[str],
+                 k: int = QAS_PER_CONTEXT) -> list[tuple[QA, str]]:
+    """The per-sentence `candidates` (sentence index, pair, kind) chosen to complete `pairs` up to `k`: the
+    teacher's own pairs first, then extractive ones, one per sentence not already answered by `pairs`; then,
+    for what is still missing, the teacher's pairs from answered sentences. Never a question already `taken`
+    (normalised; the chosen ones are added to it) nor an answer already given."""
+    used = {source_sentence(qa.answer, sents) for qa in pairs}
+    chosen: list[tuple[QA, str]] = []
+    answers = {" ".join(content_words(qa.answer)) for qa in pairs}
+    ranked = sorted(candidates, key=lambda c: c[2] != "teacher")
+    for second in (False, True):  # then teacher pairs with a new answer from a sentence already answered
+        for i, qa, kind in ranked:
+            key, answer = " ".join(content_words(qa.question)), " ".join(content_words(qa.answer))
+            if len(pairs) + len(chosen) >= k:
+                return chosen
+            if key in taken or answer in answers or (i in used) != second or (second and kind != "teacher"):
+                continue
+            used.add(i)
+            taken.add(key)
+            answers.add(answer)
+            chosen.append((qa, kind))
+    return chosen
 
 
 def parse_example(text: str) -> QA:
@@ -446,13 +573,16 @@ class _Session:
 
     async def ask(self, batch: list[tuple[list[Any], Any]]) -> list[str]:
         """The first completion of each (messages, options) request, asked concurrently."""
+        return [texts[0] if texts else "" for texts in await self.ask_all(batch)]
+
+    async def ask_all(self, batch: list[tuple[list[Any], Any]]) -> list[list[str]]:
+        """Every completion of each (messages, options) request, asked concurrently."""
         self.bar.total = (self.bar.total or 0) + len(batch)
         self.bar.refresh()
 
-        async def one(messages: list[Any], options: Any) -> str:
+        async def one(messages: list[Any], options: Any) -> list[str]:
             try:
-                reply = await self.teacher.chat(messages, options)
-                return str(reply.texts[0]) if reply.texts else ""
+                return [str(t) for t in (await self.teacher.chat(messages, options)).texts]
             finally:
                 self.calls += 1
                 self.bar.update(1)
@@ -464,23 +594,52 @@ class _Session:
         await self.teacher.aclose()
 
 
-async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, outline: str) -> list[list[QA]]:
+async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, outline: str,
+                       counts: PairCounts) -> list[list[QA]]:
     from graftlm.teacher.base import SamplingOptions
     from graftlm.templates import render
 
+    start = time.perf_counter()
     taken: set[str] = set()
     pairs: list[list[QA]] = [[] for _ in contexts]
-    for attempt in range(TEACHER_TRIES):
+    for attempt in range(CONTEXT_TRIES):
         todo = [i for i in range(len(contexts)) if len(pairs[i]) < QAS_PER_CONTEXT]
         if not todo:
             break
-        options = SamplingOptions(temperature=0.0 if attempt == 0 else 0.7, max_tokens=400, seed=attempt)
+        options = SamplingOptions(temperature=0.0 if attempt == 0 else 0.7, max_tokens=CONTEXT_TOKENS, seed=attempt)
         texts = await session.ask([(render("knowledge_qa", domain=domain, outline=outline, examples=[],
                                            chunk=contexts[i].text, k=QAS_PER_CONTEXT - len(pairs[i])), options)
                                    for i in todo])
         for i, text in zip(todo, texts, strict=True):
             keep, _ = grounded_pairs(text, contexts[i].text, taken)
             pairs[i] += keep[:QAS_PER_CONTEXT - len(pairs[i])]
+    counts.context, counts.context_s = sum(map(len, pairs)), time.perf_counter() - start
+    topic = outline.split(":")[0].strip() or domain
+    for attempt in range(SENTENCE_TRIES):
+        asks = []
+        for i, c in enumerate(contexts):
+            sents = sentences(c.text)
+            used = {source_sentence(qa.answer, sents) for qa in pairs[i]}
+            if len(pairs[i]) < QAS_PER_CONTEXT:
+                asks += [(i, j, sent) for j, sent in enumerate(sents) if j not in used]
+        if not asks:
+            break
+        form = SENTENCE_PROMPTS[attempt % len(SENTENCE_PROMPTS)]
+        qa_form = form == "draft_sentence_qa"  # a question and a short answer; else a question alone
+        options = SamplingOptions(temperature=0.8, max_tokens=40 if qa_form else 32, n=SENTENCE_SAMPLES,
+                                  seed=100 + attempt, stop=("\n\n\n",) if qa_form else ("\n",))
+        replies = await session.ask_all([(render(form, sentence=sent, topic=topic), options) for _, _, sent in asks])
+        found: dict[int, list[tuple[int, QA, str]]] = {}
+        for (i, j, sent), texts in zip(asks, replies, strict=True):
+            for text in texts:
+                qa, kind = sentence_pair(text, sent, contexts[i].text, topic)
+                if qa is not None:
+                    found.setdefault(i, []).append((j, qa, kind))
+        for i, cands in found.items():
+            for qa, kind in fill_context(pairs[i], cands, sentences(contexts[i].text), taken):
+                pairs[i].append(qa)
+                setattr(counts, kind, getattr(counts, kind) + 1)
+    counts.sentence_s = time.perf_counter() - start - counts.context_s
     return pairs
 
 
@@ -560,15 +719,21 @@ def draft_knowledge(documents: list[Path], leaf: str, taxonomy: Path, *, teacher
                      "push it and put its URL in document.repo to share the leaf")
     if len(contexts) < SEEDS:
         notes.append(f"the documents gave only {len(contexts)} usable context(s) of {SEEDS}; fill in the rest")
+    counts = PairCounts()
     pairs, calls = _with_teacher(teacher, "draft Q&A", progress,
-                                 lambda session: _draft_pairs(session, contexts, domain or "", outline))
+                                 lambda session: _draft_pairs(session, contexts, domain or "", outline, counts))
+    if counts.teacher or counts.extractive:
+        notes.append(f"Q&A drafted: {counts.context} from whole contexts ({counts.context_s:.0f} s), "
+                     f"{counts.teacher} per sentence and {counts.extractive} extractive ({counts.sentence_s:.0f} s; "
+                     "extractive: the teacher's question, the context's sentence as the answer): shorten those "
+                     "answers as you review them")
     data = knowledge_qna(created_by=created_by or _user(), domain=domain, outline=outline, contexts=contexts,
                          pairs=pairs, document={"repo": repo_spec, "commit": commit, "patterns": patterns})
     names = ", ".join(p.name for p, _ in docs)
     atomic_write_text(out, dump_qna(data, f"Drafted by `graft taxonomy draft` from {names} with teacher "
                                          f"{teacher}.\nReview every context, question and answer; replace "
                                          "each FILL IN: line, then run `graft taxonomy validate`."))
-    return DraftResult(out, _count(data), calls, notes)
+    return DraftResult(out, _count(data), calls, notes, counts)
 
 
 def draft_skill(task: str, examples: list[QA], leaf: str, taxonomy: Path, *, teacher: str = "default",
