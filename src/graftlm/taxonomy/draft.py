@@ -65,6 +65,8 @@ SENTENCE_TRIES = 6
 """Rounds of the per-sentence prompts (rotated) for contexts still missing Q&A."""
 SENTENCE_SAMPLES = 2
 """Completions asked per sentence and round (sampled, one batched request)."""
+SPARE_ROUNDS = 2
+"""Rounds of spare pieces tried for contexts the teacher left short."""
 MIN_QUESTION_WORDS = 4
 """A drafted question has at least this many words."""
 SENTENCE_PROMPTS = ("draft_sentence_qa", "draft_sentence_question")
@@ -92,6 +94,8 @@ class Section:
     heading: str
     paragraphs: tuple[str, ...]
     source: str = ""
+    level: int = 0
+    """The Markdown heading's level (1 for `#`); 0 for plain-text headings and text before any heading."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ class PairCounts:
     context: int = 0
     teacher: int = 0
     extractive: int = 0
+    swapped: int = 0
+    """Contexts replaced by a spare piece of the documents because the teacher could not fill them."""
     context_s: float = 0.0
     """Seconds spent on the whole-context prompt."""
     sentence_s: float = 0.0
@@ -144,6 +150,7 @@ def split_sections(text: str, source: str = "", *, plain: bool = False) -> list[
     with no heading. Fenced code and table rows are left out of paragraphs (they make poor contexts)."""
     sections: list[Section] = []
     heading: str | None = None
+    level = 0
     paragraphs: list[str] = []
     current: list[str] = []
     in_fence = False
@@ -158,7 +165,7 @@ def split_sections(text: str, source: str = "", *, plain: bool = False) -> list[
         if heading is None:
             sections.extend(Section("", (p,), source) for p in paragraphs)
         elif paragraphs or heading:
-            sections.append(Section(heading, tuple(paragraphs), source))
+            sections.append(Section(heading, tuple(paragraphs), source, level))
         paragraphs.clear()
 
     for line in text.splitlines():
@@ -172,6 +179,7 @@ def split_sections(text: str, source: str = "", *, plain: bool = False) -> list[
         if m or (plain and plain_heading(line)):
             end_section()
             heading = m.group(2).strip() if m else line.strip()
+            level = len(m.group(1)) if m else 0
         elif not line.strip() or line.lstrip().startswith("|"):
             end_paragraph()
         else:
@@ -221,12 +229,25 @@ def spread(n_items: int, k: int) -> list[int]:
     return sorted({round(i * (n_items - 1) / (k - 1)) for i in range(k)})
 
 
+def lead_sections(sections: list[Section]) -> set[int]:
+    """Indices of the Markdown documents' leads: a section under a top-level (`#`) title that subsections
+    (`##` and deeper) of the same document follow."""
+    return {i for i, s in enumerate(sections)
+            if s.level == 1 and any(t.source == s.source and t.level > 1 for t in sections[i + 1:])}
+
+
 def pick_contexts(sections: list[Section], k: int = SEEDS, target: int = TARGET_CONTEXT_WORDS,
                   min_sentences: int = QAS_PER_CONTEXT) -> list[Context]:
     """`k` contexts covering the documents: one from each of `k` sections spread over them; when there are
     fewer usable sections, further pieces of the sections in turn. Pieces hold at least `min_sentences`
     sentences (one per question) while the documents allow; then shorter pieces when the documents are too
-    short for `k` pieces of `target` words. Returned in document order."""
+    short for `k` pieces of `target` words. A document's lead (`lead_sections`: the text under its title,
+    which often talks about the document rather than its subject) is used only when the rest gives fewer
+    than `k` pieces. Returned in document order."""
+    leads = lead_sections(sections)
+    body = [s for i, s in enumerate(sections) if i not in leads]
+    if leads and sum(len(windows(s, target, min_sentences=min_sentences)) for s in body) >= k:
+        sections = body
     pieces = [[Context(w, s.heading, s.source) for w in windows(s, target, min_sentences=min_sentences)]
               for s in sections]
     pieces = [p for p in pieces if p]
@@ -241,6 +262,18 @@ def pick_contexts(sections: list[Section], k: int = SEEDS, target: int = TARGET_
         chosen += [(i, depth) for i in [extra[j] for j in spread(len(extra), k - len(chosen))]]
         depth += 1
     return [pieces[i][j] for i, j in sorted(chosen)]
+
+
+def spare_contexts(sections: list[Section], chosen: list[Context], target: int = TARGET_CONTEXT_WORDS) -> list[Context]:
+    """Pieces of the documents not `chosen`, to stand in for a context the teacher could not fill: first those of
+    sections no chosen context comes from, then further pieces of the chosen sections; no document lead."""
+    leads = lead_sections(sections)
+    taken = {c.text for c in chosen}
+    used = {(c.source, c.heading) for c in chosen}
+    pieces = [(((s.source, s.heading) in used), Context(w, s.heading, s.source))
+              for i, s in enumerate(sections) if i not in leads
+              for w in windows(s, target, min_sentences=QAS_PER_CONTEXT)]
+    return [c for _, c in sorted(pieces, key=lambda p: p[0]) if c.text not in taken]
 
 
 def document_outline(sections: list[Section], names: list[str], max_headings: int = 10) -> str:
@@ -594,13 +627,36 @@ class _Session:
         await self.teacher.aclose()
 
 
+async def _draft_with_spares(session: _Session, contexts: list[Context], spares: list[Context], domain: str,
+                             outline: str, counts: PairCounts) -> tuple[list[Context], list[list[QA]]]:
+    """Draft the contexts' Q&A; then each context left short is swapped for a spare piece of the documents
+    whose Q&A the teacher fills completely, when there is one (spares are tried as many at a time as there
+    are short contexts, in `SPARE_ROUNDS` rounds)."""
+    taken: set[str] = set()
+    pairs = await _draft_pairs(session, contexts, domain, outline, counts, taken)
+    contexts = list(contexts)
+    for _ in range(SPARE_ROUNDS):
+        short = [i for i, p in enumerate(pairs) if len(p) < QAS_PER_CONTEXT]
+        trying, spares = spares[:len(short)], spares[len(short):]
+        if not short or not trying:
+            break
+        extra = PairCounts()
+        spare_pairs = await _draft_pairs(session, trying, domain, outline, extra, taken)
+        full = [(c, p) for c, p in zip(trying, spare_pairs, strict=True) if len(p) == QAS_PER_CONTEXT]
+        for i, (c, p) in zip(short, full, strict=False):
+            contexts[i], pairs[i] = c, p
+        counts.swapped += len(full[:len(short)])
+        counts.context_s += extra.context_s
+        counts.sentence_s += extra.sentence_s
+    return contexts, pairs
+
+
 async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, outline: str,
-                       counts: PairCounts) -> list[list[QA]]:
+                       counts: PairCounts, taken: set[str]) -> list[list[QA]]:
     from graftlm.teacher.base import SamplingOptions
     from graftlm.templates import render
 
     start = time.perf_counter()
-    taken: set[str] = set()
     pairs: list[list[QA]] = [[] for _ in contexts]
     for attempt in range(CONTEXT_TRIES):
         todo = [i for i in range(len(contexts)) if len(pairs[i]) < QAS_PER_CONTEXT]
@@ -720,8 +776,13 @@ def draft_knowledge(documents: list[Path], leaf: str, taxonomy: Path, *, teacher
     if len(contexts) < SEEDS:
         notes.append(f"the documents gave only {len(contexts)} usable context(s) of {SEEDS}; fill in the rest")
     counts = PairCounts()
-    pairs, calls = _with_teacher(teacher, "draft Q&A", progress,
-                                 lambda session: _draft_pairs(session, contexts, domain or "", outline, counts))
+    spares = spare_contexts(sections, contexts)
+    (contexts, pairs), calls = _with_teacher(
+        teacher, "draft Q&A", progress,
+        lambda session: _draft_with_spares(session, contexts, spares, domain or "", outline, counts))
+    if counts.swapped:
+        notes.append(f"{counts.swapped} context(s) the teacher could not fill were replaced by other pieces of the "
+                     "documents")
     if counts.teacher or counts.extractive:
         notes.append(f"Q&A drafted: {counts.context} from whole contexts ({counts.context_s:.0f} s), "
                      f"{counts.teacher} per sentence and {counts.extractive} extractive ({counts.sentence_s:.0f} s; "
