@@ -39,8 +39,10 @@ class RecordingTeacher:
 
 
 def recipe(**generate) -> Recipe:
+    """The fake teacher and small targets; the per-chunk Q&A units of `facts: off` unless a test says
+    otherwise (facts mode: tests/generate/test_facts_pipeline.py)."""
     return Recipe(teacher=TeacherConfig(model="fake", max_in_flight=8),
-                  generate=GenerateConfig(**{"samples_per_leaf": 8, **generate}))
+                  generate=GenerateConfig(**{"samples_per_leaf": 8, "facts": "off", **generate}))
 
 
 def lines(path: Path) -> list[dict]:
