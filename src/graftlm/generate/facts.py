@@ -127,6 +127,7 @@ async def run_facts_unit(ctx: Context, unit: Unit, p: FactsPayload) -> UnitResul
     chunk = p.chunk
     res = UnitResult(unit.unit_id, unit.leaf.name)
     sentences = split_sentences(chunk.text)
+    found: list[tuple[str, list[int] | None]]
     if p.source == "sentences":
         found = [(sentence_text(chunk.text, s), list(s)) for s in sentences]
         source = "sentence"
