@@ -172,3 +172,15 @@ def test_facts_stated_by_a_passage():
     facts = [{"fact_id": "a", "text": FACT}, {"fact_id": "b", "text": "Marrow Bend has a bridge from 1790."}]
     assert facts_stated("Salt traders founded Hollin in 1312.", facts) == ["a"]
     assert facts_stated("The valley has sheep.", facts) == []
+
+
+def test_names_joined_by_and_are_grounded_when_each_is_and_pairs_never_nest():
+    chunk = ("Hollin lies on the Osk River. Callowford and Port Anselm trade wool with Hollin every year. "
+             "The harbour of Port Anselm is deep.")
+    passage = "According to the text, Hollin and Port Anselm are linked by the wool that Callowford also trades."
+    assert parse_passage(passage, chunk, (("hollin",), ("port", "anselm"))).items
+    sentences = [sentence_text(chunk, s) for s in split_sentences(chunk)]
+    pairs = entity_pairs(chunk, sentences, 20)
+    assert (("hollin",), ("callowford", "and", "port", "anselm")) in pairs
+    assert (("hollin",), ("port", "anselm")) in pairs
+    assert not any(set(a) < set(b) or set(b) < set(a) for a, b in pairs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from graftlm.config.base import Section
 
@@ -123,6 +123,12 @@ class GenerateConfig(Section):
     """Knowledge: how a chunk's atomic facts are found before views of each are written: the teacher lists
     them (`teacher`), or the chunk's sentences are its facts, no teacher call (`sentences`, for small
     teachers such as the embedded 135M model), or no facts-first stage (`off`: per-chunk Q&A units only)."""
+
+    @field_validator("facts", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        """YAML reads a bare `off` as false: take it for `off`."""
+        return "off" if value is False else value
 
     views: ViewsConfig = Field(default_factory=ViewsConfig)
     """Knowledge, facts mode: views written per fact and per chunk (see `generate.views.*`)."""

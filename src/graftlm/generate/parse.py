@@ -485,7 +485,11 @@ def _new_exact(text: str, source: str) -> list[tuple[str, ...]]:
     """Numbers, dates and names `text` states that `source` does not (words of the prompts excepted)."""
     from graftlm.evaluate.facts import entities, mentions
 
-    return [e for e in entities(text) if e not in _PROMPT_WORDS and not mentions(source, e)]
+    def stated(e: tuple[str, ...]) -> bool:  # "Vescary and Port Anselm" is stated when both names are
+        parts = " ".join(e).replace(" & ", " and ").split(" and ")
+        return mentions(source, e) or (len(parts) > 1 and all(mentions(source, p.split()) for p in parts))
+
+    return [e for e in entities(text) if e not in _PROMPT_WORDS and not stated(e)]
 
 
 def parse_paraphrases(text: str, fact: str) -> Parsed[str]:

@@ -97,8 +97,8 @@ def chunk_entities(text: str, sentences: list[str]) -> Counter[Entity]:
 
 
 def entity_pairs(text: str, sentences: list[str], n: int) -> list[tuple[Entity, Entity]]:
-    """The `n` entity pairs of a chunk to write relation passages for: pairs with at least one name,
-    most sentences naming both first, then the most frequent entities; ties in order of first mention."""
+    """The `n` entity pairs of a chunk to write relation passages for: pairs with at least one name and
+    neither part of the other ("Port Anselm" in "Callowford and Port Anselm"), most sentences naming both first, then the most frequent entities; ties in order of first mention."""
     counts = chunk_entities(text, sentences)
     named = [e for e, c in counts.items() if c > 0]
 
@@ -106,8 +106,11 @@ def entity_pairs(text: str, sentences: list[str], n: int) -> list[tuple[Entity, 
         return not (e[0][:1].isdigit() or e[0].startswith("__"))
 
     scored = []
+    def within(x: Entity, y: Entity) -> bool:
+        return any(y[k:k + len(x)] == x for k in range(len(y) - len(x) + 1))
+
     for (i, a), (j, b) in combinations(enumerate(named), 2):
-        if not (is_name(a) or is_name(b)):
+        if not (is_name(a) or is_name(b)) or within(a, b) or within(b, a):
             continue
         together = sum(1 for s in sentences if mentions(s, a) and mentions(s, b))
         scored.append((-together, -(counts[a] * counts[b]), i, j, a, b))
