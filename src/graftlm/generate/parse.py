@@ -361,14 +361,20 @@ def parse_knowledge_check(text: str) -> Parsed[KnowledgeCheck]:
 def parse_summary(text: str) -> Parsed[str]:
     """`aux_detailed_summary` and `aux_extractive_summary`: one text of at least a few words."""
     out: Parsed[str] = Parsed()
-    body = _clean(_after_label(text or "", ("Summary", "Extractive summary", "Detailed summary")))
-    if not body:
-        out.rejects.append(Reject("empty"))
-    elif _words(body) < MIN_SUMMARY_WORDS:
-        out.rejects.append(Reject("too_short", body))
+    body, problem = _one_text(text, ("Summary", "Extractive summary", "Detailed summary"), MIN_SUMMARY_WORDS)
+    if problem:
+        out.rejects.append(Reject(problem, body))
     else:
         out.items.append(body)
     return out
+
+
+def _one_text(text: str, labels: tuple[str, ...], min_words: int) -> tuple[str, str | None]:
+    """A single text answer after an optional label, and `empty` or `too_short` when it is not usable."""
+    body = _clean(_after_label(text or "", labels))
+    if not body:
+        return body, "empty"
+    return body, "too_short" if _words(body) < min_words else None
 
 
 def parse_facts(text: str) -> Parsed[str]:
@@ -523,16 +529,13 @@ def parse_paraphrases(text: str, fact: str) -> Parsed[str]:
 def parse_passage(text: str, chunk: str, required: tuple[tuple[str, ...], ...] = ()) -> Parsed[str]:
     """`view_relation` and `view_rewrite`: one passage written from a chunk. Rejects: `empty`, `too_short`,
     `missing_entity` (one of the `required` entities, normalised as `graftlm.evaluate.facts.entities` gives
-    them, is not named), `not_grounded` (it states a number, date or name the
-    chunk does not)."""
+    them, is not named), `not_grounded` (it states a number, date or name the chunk does not)."""
     from graftlm.evaluate.facts import mentions
 
     out: Parsed[str] = Parsed()
-    body = _clean(_after_label(text or "", ("Passage", "Rewrite", "Explanation")))
-    if not body:
-        out.rejects.append(Reject("empty"))
-    elif _words(body) < MIN_PASSAGE_WORDS:
-        out.rejects.append(Reject("too_short", body))
+    body, problem = _one_text(text, ("Passage", "Rewrite", "Explanation"), MIN_PASSAGE_WORDS)
+    if problem:
+        out.rejects.append(Reject(problem, body))
     elif any(not mentions(body, e) for e in required):
         out.rejects.append(Reject("missing_entity", body))
     elif _new_exact(body, chunk):
