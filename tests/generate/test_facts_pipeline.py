@@ -9,7 +9,7 @@ from pathlib import Path
 
 from graftlm.generate import fake_responses
 from graftlm.generate.facts import sentence_text, split_sentences
-from graftlm.generate.run import run_generate
+from graftlm.generate.run import preview_generate, run_generate
 from graftlm.records import Sample
 from graftlm.taxonomy.load import select_leaves
 from graftlm.teacher.fake import FakeTeacher
@@ -104,3 +104,12 @@ def test_sentences_mode_needs_no_facts_call_and_off_writes_no_facts(taxonomy: Pa
     assert not (off / "facts.jsonl").exists()
     assert "facts" not in json.loads((off / "manifest.json").read_text())["files"]
     assert not any("view" in s["metadata"] for s in lines(off / "train.jsonl"))
+
+
+def test_preview_in_facts_mode_shows_one_chunk(taxonomy: Path, tmp_path: Path):
+    cfg = recipe(facts="teacher", chunk_tokens=40, aux_tasks=[])
+    results = preview_generate(taxonomy, tmp_path / "preview", cfg, leaves=_knowledge(taxonomy))
+    samples = [r for r in results if r["kind"] == "sample"]
+    assert samples and len({s["metadata"]["chunk_id"] for s in samples}) == 1
+    assert {s["metadata"]["view"] for s in samples} >= {"qa", "paraphrase"}
+    assert not (tmp_path / "preview" / "facts.jsonl").exists()

@@ -145,7 +145,8 @@ def preview_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[
     plan = plan_leaf(leaves[0], recipe, _token_counter(recipe.teacher), run_key(recipe))
     n = cfg.preview_samples
     aux = [u for u in plan.units if isinstance(u.payload, AuxPayload)]
-    units = [u for u in plan.units if u not in aux][:n] + aux[:1]
+    facts = [u for u in plan.units if isinstance(u.payload, FactsPayload)]  # one chunk: its views are many
+    units = [u for u in plan.units if u not in aux and u not in facts][:n] + facts[:1] + aux[:1]
     out.mkdir(parents=True, exist_ok=True)
     teacher, judge = build_teachers(recipe, out / CALLS)
     done: dict[str, UnitResult] = {}
