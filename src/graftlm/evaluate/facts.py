@@ -333,6 +333,11 @@ def entities(text: str) -> list[tuple[str, ...]]:
     return exact + [n for n in names if n not in exact]
 
 
+def is_name(entity: Sequence[str]) -> bool:
+    """Whether an entity (as `entities` gives it) is a name, not a number, date or time."""
+    return bool(entity) and not (entity[0][:1].isdigit() or entity[0].startswith("__"))
+
+
 def mentions(text: str, entity: Sequence[str]) -> bool:
     """Whether `text` states `entity` (normalised tokens, as `entities` gives them), as fact recall counts it."""
     return _recalled(tuple(entity), _words(tokens(text)))

@@ -210,11 +210,11 @@ def view_qa(text: str, options: SamplingOptions, index: int) -> str:
 
 
 def view_reverse_qa(text: str, options: SamplingOptions, index: int) -> str:
-    from graftlm.evaluate.facts import entities
+    from graftlm.evaluate.facts import entities, is_name
     from graftlm.generate.views import surface
 
     fact = _fact(text)
-    names = [e for e in entities(fact) if not (e[0][:1].isdigit() or e[0].startswith("__"))]
+    names = [e for e in entities(fact) if is_name(e)]
     name = surface(names[0], fact) if names else ""
     if not name or name not in fact:
         return f"Question: Which subject does this fact describe?\nAnswer: {fact}"

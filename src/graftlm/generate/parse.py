@@ -417,7 +417,7 @@ def _lines_or_items(body: str) -> list[str]:
 
 
 def _fact_problem(fact: str, last: bool) -> str | None:
-    from graftlm.evaluate.facts import entities
+    from graftlm.evaluate.facts import entities, is_name
 
     words = fact.split()
     if len(words) < MIN_FACT_WORDS or fact.endswith((":", "?")) or fact.startswith("#"):
@@ -426,8 +426,7 @@ def _fact_problem(fact: str, last: bool) -> str | None:
         return "too_long"
     if last and (fact.endswith(",") or words[-1].lower() in _TRAILING):
         return "truncated"
-    if words[0].lower().strip(",") in PRONOUNS and not any(not e[0][:1].isdigit() and not e[0].startswith("__")
-                                                           for e in entities(fact)):
+    if words[0].lower().strip(",") in PRONOUNS and not any(is_name(e) for e in entities(fact)):
         return "pronoun_only"
     return None
 

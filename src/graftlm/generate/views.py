@@ -24,7 +24,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from graftlm.evaluate.facts import entities, fact_recall, mentions
+from graftlm.evaluate.facts import entities, fact_recall, is_name, mentions
 from graftlm.generate.freeform import merge
 from graftlm.generate.knowledge import check_pair
 from graftlm.generate.parse import parse_paraphrases, parse_passage, parse_view_qa
@@ -98,24 +98,22 @@ def chunk_entities(text: str, sentences: list[str]) -> Counter[Entity]:
 
 def entity_pairs(text: str, sentences: list[str], n: int) -> list[tuple[Entity, Entity]]:
     """The `n` entity pairs of a chunk to write relation passages for: pairs with at least one name and
-    neither part of the other ("Port Anselm" in "Callowford and Port Anselm"), most sentences naming both first, then the most frequent entities; ties in order of first mention."""
+    neither part of the other ("Port Anselm" in "Callowford and Port Anselm"), most sentences naming both
+    first, then the most frequent entities; ties in order of first mention."""
     counts = chunk_entities(text, sentences)
     named = [e for e, c in counts.items() if c > 0]
-
-    def is_name(e: Entity) -> bool:
-        return not (e[0][:1].isdigit() or e[0].startswith("__"))
-
     scored = []
-    def within(x: Entity, y: Entity) -> bool:
-        return any(y[k:k + len(x)] == x for k in range(len(y) - len(x) + 1))
-
     for (i, a), (j, b) in combinations(enumerate(named), 2):
-        if not (is_name(a) or is_name(b)) or within(a, b) or within(b, a):
+        if not (is_name(a) or is_name(b)) or _within(a, b) or _within(b, a):
             continue
         together = sum(1 for s in sentences if mentions(s, a) and mentions(s, b))
         scored.append((-together, -(counts[a] * counts[b]), i, j, a, b))
     scored.sort()
     return [(a, b) for *_, a, b in scored[:n]]
+
+
+def _within(x: Entity, y: Entity) -> bool:
+    return any(y[k:k + len(x)] == x for k in range(len(y) - len(x) + 1))
 
 
 def surface(entity: Entity, text: str) -> str:
