@@ -25,6 +25,12 @@ TEMPLATES = (
     "aux_detailed_summary",
     "aux_extractive_summary",
     "aux_atomic_facts",
+    "knowledge_facts",
+    "view_qa",
+    "view_reverse_qa",
+    "view_paraphrase",
+    "view_relation",
+    "view_rewrite",
 )
 """The generation prompts (the fake teacher answers each of them)."""
 

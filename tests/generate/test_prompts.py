@@ -12,6 +12,8 @@ VARS = {
     "question": "Ask a landlord to fix a tap.", "answer": "Dear landlord, ...", "k": 2, "domain": "geo",
     "outline": "A valley.", "examples": [{"context": "ctx", "qas": [{"question": "q?", "answer": "a."}]}],
     "chunk": "The valley is long. The river is wide and cold in winter.",
+    "fact": "The Osk River is 60 kilometres long.", "forms": ["a what question with a short answer"],
+    "a": "Osk River", "b": "60 km", "instruction": "List the key points of the text.",
 }
 
 

@@ -39,8 +39,10 @@ class RecordingTeacher:
 
 
 def recipe(**generate) -> Recipe:
+    """The fake teacher and small targets; the per-chunk Q&A units of `facts: off` unless a test says
+    otherwise (facts mode: tests/generate/test_facts_pipeline.py)."""
     return Recipe(teacher=TeacherConfig(model="fake", max_in_flight=8),
-                  generate=GenerateConfig(**{"samples_per_leaf": 8, **generate}))
+                  generate=GenerateConfig(**{"samples_per_leaf": 8, "facts": "off", **generate}))
 
 
 def lines(path: Path) -> list[dict]:
@@ -79,6 +81,7 @@ def test_generate_writes_complete_consistent_output(taxonomy: Path, tmp_path: Pa
             assert key in s.metadata
         assert s.metadata["request_hashes"] and all(len(h) == 64 for h in s.metadata["request_hashes"])
 
+    assert not (out / "facts.jsonl").exists() and "facts" not in manifest["files"]  # facts: off
     chunk_ids = {c["chunk_id"] for c in chunks}
     assert chunks and all(set(c) >= {"leaf", "chunk_id", "doc", "doc_sha256", "text"} for c in chunks)
     knowledge = [s for s in train if s.metadata["leaf_type"] == "knowledge"]

@@ -4,11 +4,40 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from graftlm.config.base import Section
 
 AuxTask = Literal["detailed_summary", "extractive_summary", "atomic_facts"]
+RewriteKind = Literal["faq", "newcomer", "key_points"]
+
+
+class ViewsConfig(Section):
+    """Knowledge, facts mode (`generate.facts` not `off`): how many views of each fact (and of each chunk) the
+    teacher writes. Each view kind has its own prompt, parser and reject reasons (docs/generate.md)."""
+
+    qa: int = Field(default=2, ge=0, le=10)
+    """Q&A pairs per fact, in varied forms (what/which/who/when/where/how many, yes/no; short and long
+    answers), the forms rotating over facts. Trained with loss on the answer."""
+
+    reverse_qa: int = Field(default=1, ge=0, le=5)
+    """Q&A pairs per fact asked the other way round: the question gives the attribute, the answer names the
+    entity."""
+
+    paraphrase: int = Field(default=1, ge=0, le=5)
+    """Restatements of each fact, in other words with the same names and numbers (document-style text,
+    trained on every token)."""
+
+    relations: int = Field(default=3, ge=0, le=20)
+    """Entity pairs per chunk (the most frequent names and numbers co-occurring in it) for which the teacher
+    writes how they relate according to the chunk (EntiGraph-style passages, trained on every token)."""
+
+    rewrites: tuple[RewriteKind, ...] = ("faq", "newcomer", "key_points")
+    """Whole-chunk rewrites written for every chunk: an FAQ, an explanation for a newcomer, a list of key
+    points (trained on every token)."""
+
+    target: int = Field(default=3, ge=1)
+    """Views kept per fact below which a fact is reported as under target (coverage accounting)."""
 
 
 class GenerateConfig(Section):
@@ -16,7 +45,10 @@ class GenerateConfig(Section):
 
     samples_per_leaf: int = Field(default=30, ge=1)
     """Target number of kept training samples per leaf (before auxiliary knowledge tasks). Extra kept
-    candidates beyond it are dropped (counted as `select: over_target`)."""
+    candidates beyond it are dropped (counted as `select: over_target`). In facts mode (`facts` not `off`) it
+    caps a knowledge leaf's Q&A views (`qa` and `reverse_qa`): they are taken round-robin over facts, so
+    every fact gets one Q&A before any fact gets a second; document-style views (paraphrases, relation
+    passages, rewrites) are not capped, like auxiliary tasks."""
 
     seed: int = 42
     """Random seed for sampling seeds, held-out splits and teacher sampling."""
@@ -86,6 +118,20 @@ class GenerateConfig(Section):
     seeds_per_chunk: int = Field(default=1, ge=1, le=5)
     """Knowledge: seed contexts (with their Q&A) shown as examples with each chunk; seeds rotate over
     chunks, so cost grows linearly with the number of chunks."""
+
+    facts: Literal["teacher", "sentences", "off"] = "teacher"
+    """Knowledge: how a chunk's atomic facts are found before views of each are written: the teacher lists
+    them (`teacher`), or the chunk's sentences are its facts, no teacher call (`sentences`, for small
+    teachers such as the embedded 135M model), or no facts-first stage (`off`: per-chunk Q&A units only)."""
+
+    @field_validator("facts", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        """YAML reads a bare `off` as false: take it for `off`."""
+        return "off" if value is False else value
+
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
+    """Knowledge, facts mode: views written per fact and per chunk (see `generate.views.*`)."""
 
     aux_tasks: tuple[AuxTask, ...] = ("detailed_summary", "extractive_summary", "atomic_facts")
     """Knowledge: auxiliary tasks written for every chunk (document in the prompt, trained unmasked)."""

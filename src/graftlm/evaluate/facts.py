@@ -324,3 +324,20 @@ def fact_recall(answer: str, reference: str, *, question: str = "",
     found = [f for f in facts if _recalled(f, ans)]
     return FactScore(len(found) / len(facts), basis, tuple(" ".join(f) for f in facts),
                      tuple(" ".join(f) for f in found))
+
+
+def entities(text: str) -> list[tuple[str, ...]]:
+    """The things a text names, as normalised token sequences in order of first mention: its numbers (with
+    unit or currency), dates, times and quoted terms, then its proper nouns and multi-word names."""
+    exact, names = _facts(strip_diacritics(unicodedata.normalize("NFKC", text)))
+    return exact + [n for n in names if n not in exact]
+
+
+def is_name(entity: Sequence[str]) -> bool:
+    """Whether an entity (as `entities` gives it) is a name, not a number, date or time."""
+    return bool(entity) and not (entity[0][:1].isdigit() or entity[0].startswith("__"))
+
+
+def mentions(text: str, entity: Sequence[str]) -> bool:
+    """Whether `text` states `entity` (normalised tokens, as `entities` gives them), as fact recall counts it."""
+    return _recalled(tuple(entity), _words(tokens(text)))

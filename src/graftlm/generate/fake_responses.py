@@ -176,6 +176,84 @@ def atomic_facts(text: str, options: SamplingOptions, index: int) -> str:
     return "\n".join(f"- {x}" for x in s)
 
 
+def knowledge_facts(text: str, options: SamplingOptions, index: int) -> str:
+    from graftlm.generate.facts import sentence_text, split_sentences
+
+    chunk = _between(text, "Text:\n", "\n\nWrite every fact")
+    facts = [sentence_text(chunk, s) for s in split_sentences(chunk)] or ["The document describes its subject."]
+    mode = _h(chunk, "facts") % 6
+    if mode == 0:  # a numbered list after a preamble, with a repeated fact
+        return "Here are the atomic facts:\n" + "\n".join(f"{j + 1}. {f}" for j, f in enumerate(facts + facts[:1]))
+    if mode == 1:  # a fact that leans on a pronoun
+        return "\n".join(f"- {f}" for f in facts) + "\n- It is described in the text above."
+    return "\n".join(f"- {f}" for f in facts)
+
+
+def _fact(text: str) -> str:
+    return _field(text, "Fact")
+
+
+def view_qa(text: str, options: SamplingOptions, index: int) -> str:
+    fact = _fact(text)
+    forms = re.findall(r"^\d+\. (.*)$", text, re.M) or ["a what question"]
+    lead = " ".join(fact.split()[:5]).rstrip(".,;:")
+    out = []
+    for j, form in enumerate(forms):
+        word = form.split()[1].capitalize()  # "a what question ..." -> What
+        if form.startswith("a yes/no"):
+            out.append(f"Question: Is it true that {fact[:1].lower()}{fact[1:].rstrip('.')}?\nAnswer: Yes. {fact}")
+        elif _h(fact, j, "vague") % 7 == 0:  # an answer that leaves the fact out
+            out.append(f"Question: {word} detail does the document give about {lead}?\nAnswer: It explains this.")
+        else:
+            out.append(f"Question: {word} detail does the document give about {lead}?\nAnswer: {fact}")
+    return "\n\n".join(out)
+
+
+def view_reverse_qa(text: str, options: SamplingOptions, index: int) -> str:
+    from graftlm.evaluate.facts import entities, is_name
+    from graftlm.generate.views import surface
+
+    fact = _fact(text)
+    names = [e for e in entities(fact) if is_name(e)]
+    name = surface(names[0], fact) if names else ""
+    if not name or name not in fact:
+        return f"Question: Which subject does this fact describe?\nAnswer: {fact}"
+    clue = fact.replace(name, "something", 1).rstrip(".")
+    k = len(re.findall(r"^\d+\. ", text, re.M)) or 1
+    return "\n\n".join(f"Question: {'Which' if j == 0 else 'What'} is meant here: {clue}?\nAnswer: {name}."
+                         for j in range(k))
+
+
+def view_paraphrase(text: str, options: SamplingOptions, index: int) -> str:
+    fact = _fact(text)
+    if _h(fact, "changed") % 5 == 0 and re.search(r"\d", fact):  # a restatement with a number changed
+        return "- As the document states, " + re.sub(r"\d", lambda m: str((int(m[0]) + 1) % 10), fact, count=1)
+    return f"- As the document states, {fact}"
+
+
+def view_relation(text: str, options: SamplingOptions, index: int) -> str:
+    chunk = _between(text, "Text:\n", "\n\nWrite one short passage")
+    m = re.search(r"on how (.+?) and (.+?) relate according to the text", text)
+    a, b = (m.group(1), m.group(2)) if m else ("the subject", "the text")
+    said = [s for s in _sentences(chunk) if a.lower() in s.lower() or b.lower() in s.lower()][:3]
+    body = f"According to the text, {a} and {b} are connected. " + " ".join(said)
+    if _h(chunk, a, b, "invented") % 6 == 0:
+        body += " This link dates from 1066 and was recorded by Ulric Thorne."  # not in the text
+    return f"Passage: {body}"
+
+
+def view_rewrite(text: str, options: SamplingOptions, index: int) -> str:
+    start = text.find("Text:\n") + len("Text:\n")
+    chunk = text[start:text.rfind("\n\n")]
+    said = _sentences(chunk) or ["The document describes its subject in detail."]
+    if "as an FAQ" in text:
+        return "\n\n".join(f"Q: What does the text say about {' '.join(s.split()[:4]).rstrip('.,;:')}?\nA: {s}"
+                             for s in said)
+    if "newcomer" in text:
+        return "In plain words, here is what the text says. " + " ".join(said)
+    return "\n".join(f"- {s}" for s in said)
+
+
 HANDLERS: dict[str, Callable[[str, SamplingOptions, int], str]] = {
     "Write new questions for this task:": questions,
     "Write a new passage like the example passage": contexts,
@@ -188,6 +266,12 @@ HANDLERS: dict[str, Callable[[str, SamplingOptions, int], str]] = {
     "Summarize this text in detail.": detailed_summary,
     "Write an extractive summary of this text": extractive_summary,
     "List the facts in this text.": atomic_facts,
+    "List the atomic facts of this text": knowledge_facts,
+    "Write questions and answers that teach one fact": view_qa,
+    "Ask about one fact the other way round": view_reverse_qa,
+    "Restate one fact in other words.": view_paraphrase,
+    "Explain how two things in a text relate.": view_relation,
+    "Rewrite a text for another reader": view_rewrite,
 }
 """First words of each generation prompt -> the fake answer."""
 

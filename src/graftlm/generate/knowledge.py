@@ -68,14 +68,16 @@ async def run_knowledge_unit(ctx: Context, unit: Unit, p: KnowledgePayload) -> U
                 pairs.append(pair)
     meta = {"seed": [ex.seed for ex in p.examples], "chunk_id": chunk.chunk_id,
             "doc_sha256": chunk.doc_sha256, "doc": chunk.doc}
-    parts = await asyncio.gather(*(_check_pair(ctx, unit, pair, chunk.text, reply.request_hash, meta)
+    parts = await asyncio.gather(*(check_pair(ctx, unit, pair, chunk.text, reply.request_hash, meta)
                                    for pair in pairs))
     merge(res, list(parts))
     return res
 
 
-async def _check_pair(ctx: Context, unit: Unit, pair: QA, chunk_text: str, qa_hash: str,
-                      meta: dict[str, Any]) -> UnitResult:
+async def check_pair(ctx: Context, unit: Unit, pair: QA, chunk_text: str, qa_hash: str, meta: dict[str, Any],
+                     *, task: str = "qa", unmask: bool = False) -> UnitResult:
+    """The knowledge judge's check of a Q&A pair (or of a passage answering `pair.question`) against its chunk,
+    when `judge_knowledge` is on; the result holds the sample (`task`, with `meta`) or the reject."""
     res = UnitResult(unit.unit_id, unit.leaf.name)
     hashes = [qa_hash]
     scores: dict[str, Any] = {}
@@ -97,10 +99,11 @@ async def _check_pair(ctx: Context, unit: Unit, pair: QA, chunk_text: str, qa_ha
                        explanation=check.explanation, chunk_id=meta["chunk_id"])
             return res
         scores = {**check.checks, "explanation": check.explanation}
-    res.candidates.append(make_sample(unit.leaf, pair.question, pair.answer, task="qa", teacher=ctx.teacher_id,
-                                      judge=ctx.judge_id, request_hashes=hashes, scores=scores,
-                                      question=pair.question, **meta))
-    ctx.on_kept(unit.leaf.name)
+    res.candidates.append(make_sample(unit.leaf, pair.question, pair.answer, task=task, unmask=unmask,
+                                      teacher=ctx.teacher_id, judge=ctx.judge_id, request_hashes=hashes,
+                                      scores=scores, question=pair.question, **meta))
+    if task == "qa":
+        ctx.on_kept(unit.leaf.name)
     return res
 
 

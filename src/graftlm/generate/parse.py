@@ -361,14 +361,20 @@ def parse_knowledge_check(text: str) -> Parsed[KnowledgeCheck]:
 def parse_summary(text: str) -> Parsed[str]:
     """`aux_detailed_summary` and `aux_extractive_summary`: one text of at least a few words."""
     out: Parsed[str] = Parsed()
-    body = _clean(_after_label(text or "", ("Summary", "Extractive summary", "Detailed summary")))
-    if not body:
-        out.rejects.append(Reject("empty"))
-    elif _words(body) < MIN_SUMMARY_WORDS:
-        out.rejects.append(Reject("too_short", body))
+    body, problem = _one_text(text, ("Summary", "Extractive summary", "Detailed summary"), MIN_SUMMARY_WORDS)
+    if problem:
+        out.rejects.append(Reject(problem, body))
     else:
         out.items.append(body)
     return out
+
+
+def _one_text(text: str, labels: tuple[str, ...], min_words: int) -> tuple[str, str | None]:
+    """A single text answer after an optional label, and `empty` or `too_short` when it is not usable."""
+    body = _clean(_after_label(text or "", labels))
+    if not body:
+        return body, "empty"
+    return body, "too_short" if _words(body) < min_words else None
 
 
 def parse_facts(text: str) -> Parsed[str]:
@@ -387,4 +393,152 @@ def parse_facts(text: str) -> Parsed[str]:
             out.items.append(f)
     if not out.items and not out.rejects:
         out.rejects.append(Reject("no_fact_found", body))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Facts first: the facts of a chunk, then the views of each fact (`graftlm.generate.facts`, `.views`)
+
+MIN_FACT_WORDS = 4
+MAX_FACT_WORDS = 40
+MIN_PASSAGE_WORDS = 12
+PRONOUNS = frozenset({"it", "its", "they", "their", "them", "he", "his", "she", "her", "this", "these", "those",
+                      "that", "there"})
+_TRAILING = frozenset({"the", "a", "an", "of", "by", "and", "or", "to", "in", "on", "with", "for", "at", "from"})
+_QUESTION_WORDS = frozenset({"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "is", "are",
+                             "was", "were", "do", "does", "did", "can", "could", "has", "have", "had", "will",
+                             "would", "should", "name", "according", "in", "on", "since", "for"})
+_PROMPT_WORDS = frozenset({("faq",), ("q",), ("a",), ("question",), ("answer",), ("key", "points"), ("note",)})
+
+
+def _lines_or_items(body: str) -> list[str]:
+    """A list's items, or the text's non-empty lines when it has no list markers."""
+    return _list_items(body) or [line.strip() for line in body.splitlines() if line.strip()]
+
+
+def _fact_problem(fact: str, last: bool) -> str | None:
+    from graftlm.evaluate.facts import entities, is_name
+
+    words = fact.split()
+    if len(words) < MIN_FACT_WORDS or fact.endswith((":", "?")) or fact.startswith("#"):
+        return "not_a_fact"
+    if len(words) > MAX_FACT_WORDS:
+        return "too_long"
+    if last and (fact.endswith(",") or words[-1].lower() in _TRAILING):
+        return "truncated"
+    if words[0].lower().strip(",") in PRONOUNS and not any(is_name(e) for e in entities(fact)):
+        return "pronoun_only"
+    return None
+
+
+def parse_fact_list(text: str) -> Parsed[str]:
+    """`knowledge_facts`: one self-contained fact a line (bulleted, numbered or plain). Rejects: `not_a_fact`
+    (a preamble, heading, question or fragment), `too_long`, `truncated` (the reply's last line cut off),
+    `pronoun_only` (its subject is a pronoun and it names nothing), `repeated`."""
+    out: Parsed[str] = Parsed()
+    body = _after_label(text or "", ("Facts", "Atomic facts"))
+    if not body.strip():
+        out.rejects.append(Reject("empty"))
+        return out
+    lines = _lines_or_items(body)
+    seen: set[str] = set()
+    for i, line in enumerate(lines):
+        fact = _clean(line)
+        problem = _fact_problem(fact, i == len(lines) - 1)
+        if problem is None and _norm(fact) in seen:
+            problem = "repeated"
+        if problem is not None:
+            out.rejects.append(Reject(problem, fact))
+            continue
+        seen.add(_norm(fact))
+        out.items.append(fact)
+    return out
+
+
+def _is_question(question: str) -> bool:
+    first = (re.findall(r"\w+", question.lower()) or [""])[0]
+    return question.rstrip().endswith("?") or first in _QUESTION_WORDS
+
+
+def _states_fact(question: str, answer: str, fact: str) -> bool:
+    """A Q&A pair states a fact when its answer states at least half the fact's key facts not already in the
+    question; a yes/no answer may leave them in the question."""
+    from graftlm.evaluate.facts import fact_recall
+
+    if re.match(r"^\W*(yes|no)\b", answer, re.I):
+        return fact_recall(f"{question} {answer}", fact).score >= 0.5
+    return fact_recall(answer, fact, question=question).score >= 0.5
+
+
+def parse_view_qa(text: str, fact: str) -> Parsed[QA]:
+    """`view_qa` and `view_reverse_qa`: `Question:`/`Answer:` pairs about one fact (the rejects of
+    `parse_qa_pairs`), each also rejected as `no_question` when the question is not one, or
+    `answer_missing_fact` when the pair does not state the fact's key facts (`graftlm.evaluate.facts`)."""
+    parsed = parse_qa_pairs(text)
+    out: Parsed[QA] = Parsed(rejects=list(parsed.rejects))
+    for pair in parsed.items:
+        if not _is_question(pair.question):
+            out.rejects.append(Reject("no_question", pair.question))
+        elif not _states_fact(pair.question, pair.answer, fact):
+            out.rejects.append(Reject("answer_missing_fact", f"{pair.question} -> {pair.answer}"))
+        else:
+            out.items.append(pair)
+    return out
+
+
+def _new_exact(text: str, source: str) -> list[tuple[str, ...]]:
+    """Numbers, dates and names `text` states that `source` does not (words of the prompts excepted)."""
+    from graftlm.evaluate.facts import entities, mentions
+
+    def stated(e: tuple[str, ...]) -> bool:  # "Vescary and Port Anselm" is stated when both names are
+        parts = " ".join(e).replace(" & ", " and ").split(" and ")
+        return mentions(source, e) or (len(parts) > 1 and all(mentions(source, p.split()) for p in parts))
+
+    return [e for e in entities(text) if e not in _PROMPT_WORDS and not stated(e)]
+
+
+def parse_paraphrases(text: str, fact: str) -> Parsed[str]:
+    """`view_paraphrase`: restatements of one fact, one a line. Rejects: `empty`, `too_short`, `same_as_fact`
+    (the fact's own words), `changes_facts` (a name or number of the fact left out or changed, or one added),
+    `repeated`."""
+    from graftlm.evaluate.facts import fact_recall
+
+    out: Parsed[str] = Parsed()
+    body = _after_label(text or "", ("Restatements", "Restatement", "Paraphrases", "Paraphrase"))
+    if not body.strip():
+        out.rejects.append(Reject("empty"))
+        return out
+    seen = {_norm(fact)}
+    for line in _lines_or_items(body):
+        p = _clean(line)
+        if _words(p) < MIN_FACT_WORDS:
+            out.rejects.append(Reject("too_short", p))
+        elif _norm(p) == _norm(fact):
+            out.rejects.append(Reject("same_as_fact", p))
+        elif _norm(p) in seen:
+            out.rejects.append(Reject("repeated", p))
+        elif fact_recall(p, fact).score < 1.0 or _new_exact(p, fact):
+            out.rejects.append(Reject("changes_facts", p))
+        else:
+            seen.add(_norm(p))
+            out.items.append(p)
+    return out
+
+
+def parse_passage(text: str, chunk: str, required: tuple[tuple[str, ...], ...] = ()) -> Parsed[str]:
+    """`view_relation` and `view_rewrite`: one passage written from a chunk. Rejects: `empty`, `too_short`,
+    `missing_entity` (one of the `required` entities, normalised as `graftlm.evaluate.facts.entities` gives
+    them, is not named), `not_grounded` (it states a number, date or name the chunk does not)."""
+    from graftlm.evaluate.facts import mentions
+
+    out: Parsed[str] = Parsed()
+    body, problem = _one_text(text, ("Passage", "Rewrite", "Explanation"), MIN_PASSAGE_WORDS)
+    if problem:
+        out.rejects.append(Reject(problem, body))
+    elif any(not mentions(body, e) for e in required):
+        out.rejects.append(Reject("missing_entity", body))
+    elif _new_exact(body, chunk):
+        out.rejects.append(Reject("not_grounded", body))
+    else:
+        out.items.append(body)
     return out

@@ -23,7 +23,8 @@ from graftlm.teacher.base import SamplingOptions
 
 # Request priorities: later stages first, so items finish early and memory stays flat.
 PRIORITY = {"rate": 0, "judge_knowledge": 0, "answer": 1, "judge_question": 2, "aux": 3,
-            "questions": 4, "knowledge_qa": 4, "contexts": 5}
+            "questions": 4, "knowledge_qa": 4, "contexts": 5,
+            "views": 2, "facts": 4}
 
 
 @dataclass
@@ -119,7 +120,17 @@ class AuxPayload:
     task: str
 
 
-Payload = FreeformPayload | GroundedPayload | KnowledgePayload | AuxPayload
+@dataclass(frozen=True)
+class FactsPayload:
+    """One chunk of a knowledge leaf in facts mode: its atomic facts (`source`: `teacher` or `sentences`),
+    then the views of each fact and of the chunk (`graftlm.generate.facts`)."""
+
+    KIND: ClassVar[str] = "facts"
+    chunk: ChunkText
+    source: str
+
+
+Payload = FreeformPayload | GroundedPayload | KnowledgePayload | AuxPayload | FactsPayload
 """What a unit asks about; its type says which pipeline runs it."""
 
 
@@ -137,7 +148,7 @@ class Unit:
 
     @property
     def kind(self) -> str:
-        """`freeform`, `grounded`, `knowledge` or `aux`."""
+        """`freeform`, `grounded`, `knowledge`, `aux` or `facts`."""
         return self.payload.KIND
 
     def __post_init__(self) -> None:
@@ -154,6 +165,7 @@ class UnitResult:
     generated: int = 0
     candidates: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    facts: list[dict[str, Any]] = field(default_factory=list)
 
     def reject(self, stage: str, reason: str, text: str = "", **extra: Any) -> None:
         self.rejects.append({"leaf": self.leaf, "unit": self.unit_id, "stage": stage, "reason": reason,
@@ -165,12 +177,12 @@ class UnitResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"unit_id": self.unit_id, "leaf": self.leaf, "generated": self.generated,
-                "candidates": self.candidates, "rejects": self.rejects}
+                "candidates": self.candidates, "rejects": self.rejects, "facts": self.facts}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> UnitResult:
         return cls(d["unit_id"], d["leaf"], int(d.get("generated", 0)), list(d.get("candidates", [])),
-                   list(d.get("rejects", [])))
+                   list(d.get("rejects", [])), list(d.get("facts", [])))
 
 
 def failed(reply: Reply) -> str | None:

@@ -38,6 +38,7 @@ from graftlm.errors import InputError, Location, StageError, TeacherError
 from graftlm.generate.accounting import CORE_TASKS, LeafAccount
 from graftlm.generate.chunking import Chunk, TokenCounter, chunk_document, tokenizer_counter, word_estimate
 from graftlm.generate.dedup import NearDuplicateIndex
+from graftlm.generate.facts import dedup_facts, run_facts_unit
 from graftlm.generate.freeform import run_freeform_unit
 from graftlm.generate.grounded import run_grounded_unit
 from graftlm.generate.knowledge import rotate_examples, run_aux_unit, run_knowledge_unit
@@ -45,6 +46,7 @@ from graftlm.generate.pipeline import (
     AuxPayload,
     ChunkText,
     Context,
+    FactsPayload,
     FreeformPayload,
     GroundedPayload,
     KnowledgeExample,
@@ -143,7 +145,8 @@ def preview_generate(taxonomy: Path, out: Path, recipe: Recipe, *, leaves: list[
     plan = plan_leaf(leaves[0], recipe, _token_counter(recipe.teacher), run_key(recipe))
     n = cfg.preview_samples
     aux = [u for u in plan.units if isinstance(u.payload, AuxPayload)]
-    units = [u for u in plan.units if u not in aux][:n] + aux[:1]
+    facts = [u for u in plan.units if isinstance(u.payload, FactsPayload)]  # one chunk: its views are many
+    units = [u for u in plan.units if u not in aux and u not in facts][:n] + facts[:1] + aux[:1]
     out.mkdir(parents=True, exist_ok=True)
     teacher, judge = build_teachers(recipe, out / CALLS)
     done: dict[str, UnitResult] = {}
@@ -241,7 +244,9 @@ def plan_leaf(leaf: Leaf, recipe: Recipe, count: TokenCounter = word_estimate, k
         plan.chunks = _chunks(leaf, cfg.chunk_tokens, count)
         per_chunk = max(1, math.ceil(want / max(1, len(plan.chunks))))
         chunks = [ChunkText(c.chunk_id, c.doc, c.doc_sha256, c.text) for c in plan.chunks]
-        for chunk in chunks:
+        for chunk in chunks if cfg.facts != "off" else []:
+            plan.units.append(Unit(leaf, len(plan.units), FactsPayload(chunk, cfg.facts), key))
+        for chunk in chunks if cfg.facts == "off" else []:
             shown = tuple(examples[k] for k in rotate_examples(len(examples), len(plan.units), cfg.seeds_per_chunk))
             plan.units.append(Unit(leaf, len(plan.units), KnowledgePayload(chunk, shown, per_chunk), key))
         for chunk in chunks:
@@ -325,6 +330,8 @@ async def run_unit(ctx: Context, unit: Unit) -> UnitResult:
         return await run_grounded_unit(ctx, unit, p)
     if isinstance(p, KnowledgePayload):
         return await run_knowledge_unit(ctx, unit, p)
+    if isinstance(p, FactsPayload):
+        return await run_facts_unit(ctx, unit, p)
     return await run_aux_unit(ctx, unit, p)
 
 
@@ -457,6 +464,7 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
     evals: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     chunks: list[dict[str, Any]] = []
+    facts: list[dict[str, Any]] = []
     accounts: dict[str, LeafAccount] = {}
     warnings: list[str] = []
     for plan in plans:
@@ -478,6 +486,7 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
         evals.extend(e.to_json() for e in plan.eval_items)
         evals.extend(leaf_evals)
         chunks.extend(c.to_json(leaf.name) for c in plan.chunks)
+        facts.extend(leaf_facts(results, cfg.dedup_threshold, acc.split))
         if (warning := acc.warning(leaf.name)) is not None:
             warnings.append(warning)
             log.warning(warning)
@@ -486,6 +495,10 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
     write_jsonl(out / "eval.jsonl", evals)
     write_jsonl(out / "rejects.jsonl", rejects)
     write_jsonl(out / "chunks.jsonl", chunks)
+    files = {"train": "train.jsonl", "eval": "eval.jsonl", "rejects": "rejects.jsonl", "chunks": "chunks.jsonl"}
+    if facts or (cfg.facts != "off" and any(p.leaf.is_knowledge for p in plans)):
+        write_jsonl(out / "facts.jsonl", facts)
+        files["facts"] = "facts.jsonl"
     if not train:
         raise nothing_kept(out, warnings, sum(a.generated for a in accounts.values()))
     manifest = {
@@ -496,9 +509,10 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
         "taxonomy": str(taxonomy),
         "taxonomy_commit": _taxonomy_commit(taxonomy),
         "config": cfg.model_dump(mode="json"),
-        "files": {"train": "train.jsonl", "eval": "eval.jsonl", "rejects": "rejects.jsonl", "chunks": "chunks.jsonl"},
+        "files": files,
         "leaves": {name: a.to_json() for name, a in accounts.items()},
         "counts": {"train": len(train), "eval": len(evals), "rejects": len(rejects), "chunks": len(chunks),
+                   "facts": len(facts),
                    "generated": sum(a.generated for a in accounts.values()),
                    "duplicates": sum(a.duplicates for a in accounts.values())},
         "calls": pools,
@@ -523,13 +537,32 @@ def nothing_kept(out: Path, warnings: list[str], generated: int) -> StageError:
     )
 
 
+def leaf_facts(results: list[UnitResult], threshold: float, split: dict[str, Any]) -> list[dict[str, Any]]:
+    """A leaf's facts (facts mode) deduplicated across its chunks, each with its chunk's split part
+    (`train`, `eval` for the reported test part, `selection`)."""
+    parts = {g.split(":", 1)[1]: part for part, key in (("eval", "test"), ("selection", "selection"))
+             for g in split.get(key, [])}
+    return dedup_facts([f for r in results for f in r.facts], threshold, parts)
+
+
 def _round_robin(results: list[UnitResult], keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-    """Candidates interleaved over units (first of each unit, then second, ...), so a cap is fair to seeds."""
-    lists = [[c for c in r.candidates if keep(c)] for r in results]
+    """Candidates interleaved over their sources (first of each, then second, ...), so a cap is fair to seeds:
+    the fact a candidate states (facts mode: `metadata.fact_ids`), else the unit that made it."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        for c in r.candidates:
+            if keep(c):
+                groups.setdefault(_source(r, c), []).append(c)
+    lists = list(groups.values())
     out: list[dict[str, Any]] = []
     for i in range(max((len(x) for x in lists), default=0)):
         out.extend(x[i] for x in lists if i < len(x))
     return out
+
+
+def _source(result: UnitResult, candidate: dict[str, Any]) -> str:
+    fact_ids = candidate["metadata"].get("fact_ids")
+    return f"fact:{fact_ids[0]}" if fact_ids else f"unit:{result.unit_id}"
 
 
 def _grounded_text(context: str | None, question: str) -> str:
