@@ -9,6 +9,29 @@ from pydantic import Field
 from graftlm.config.base import Section
 
 AuxTask = Literal["detailed_summary", "extractive_summary", "atomic_facts"]
+Rewrite = Literal["faq", "newcomer", "key_points"]
+
+
+class ViewsConfig(Section):
+    """Knowledge: how many training views each fact of a chunk gets, by kind."""
+
+    qa: int = Field(default=2, ge=0)
+    """Q&A pairs per fact, in varied forms (what/which/who/when/where/how many, yes/no, short and long answers)."""
+
+    reverse_qa: int = Field(default=1, ge=0)
+    """Q&A pairs per fact asked the other way (attribute -> entity)."""
+
+    paraphrase: int = Field(default=1, ge=0)
+    """Restatements of each fact."""
+
+    relations: int = Field(default=3, ge=0)
+    """Entity pairs per chunk for which a passage on how they relate is written (EntiGraph-style)."""
+
+    rewrites: tuple[Rewrite, ...] = ("faq", "newcomer", "key_points")
+    """Whole-chunk rewrites: an FAQ, an explanation for a newcomer, a list of key points."""
+
+    target: int = Field(default=3, ge=1)
+    """Views kept for training per fact below which a fact is reported as under target."""
 
 
 class GenerateConfig(Section):
@@ -89,6 +112,14 @@ class GenerateConfig(Section):
 
     aux_tasks: tuple[AuxTask, ...] = ("detailed_summary", "extractive_summary", "atomic_facts")
     """Knowledge: auxiliary tasks written for every chunk (document in the prompt, trained unmasked)."""
+
+    facts: Literal["teacher", "sentences", "off"] = "teacher"
+    """Knowledge: how a chunk's atomic facts are found: the teacher lists them (`teacher`), the chunk's
+    sentences are its facts with no teacher call (`sentences`, for small teachers such as the embedded 135M),
+    or no facts-first stage (`off`: per-chunk Q&A only)."""
+
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
+    """Knowledge: training views written per fact (and per chunk), by kind."""
 
     eval_seeds_per_leaf: int = Field(default=1, ge=0)
     """Skills: seed examples per leaf held out for evaluation before generation (never shown to the

@@ -154,6 +154,8 @@ class UnitResult:
     generated: int = 0
     candidates: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    """Knowledge: the fact records of the unit's chunk (`graftlm.generate.coverage`)."""
 
     def reject(self, stage: str, reason: str, text: str = "", **extra: Any) -> None:
         self.rejects.append({"leaf": self.leaf, "unit": self.unit_id, "stage": stage, "reason": reason,
@@ -165,12 +167,12 @@ class UnitResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"unit_id": self.unit_id, "leaf": self.leaf, "generated": self.generated,
-                "candidates": self.candidates, "rejects": self.rejects}
+                "candidates": self.candidates, "rejects": self.rejects, "facts": self.facts}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> UnitResult:
         return cls(d["unit_id"], d["leaf"], int(d.get("generated", 0)), list(d.get("candidates", [])),
-                   list(d.get("rejects", [])))
+                   list(d.get("rejects", [])), list(d.get("facts", [])))
 
 
 def failed(reply: Reply) -> str | None:
