@@ -2,8 +2,9 @@
 
 Read top to bottom: select leaves, validate, set eval items aside, plan units (one per seed or chunk),
 run every pending unit concurrently through one request pool, journal each finished unit, then per leaf
-remove near-duplicates, split off generated eval items, cap at the target, and write `train.jsonl`,
-`eval.jsonl`, `rejects.jsonl`, `chunks.jsonl` and finally `manifest.json`.
+remove near-duplicates, split off generated eval items, cap at the target, count each knowledge fact's kept
+views (`graftlm.generate.coverage`), and write `train.jsonl`, `eval.jsonl`, `rejects.jsonl`, `chunks.jsonl`,
+`facts.jsonl` and finally `manifest.json`.
 
 Resume: finished units are in `work/units.jsonl` (one line per unit, written when it finishes); the
 requests of unfinished units are replayed from the call cache `calls.sqlite`. Output files are written
@@ -37,6 +38,7 @@ from graftlm.config import GenerateConfig, Recipe, TeacherConfig
 from graftlm.errors import InputError, Location, StageError, TeacherError
 from graftlm.generate.accounting import CORE_TASKS, LeafAccount
 from graftlm.generate.chunking import Chunk, TokenCounter, chunk_document, tokenizer_counter, word_estimate
+from graftlm.generate.coverage import dedup_facts, leaf_coverage
 from graftlm.generate.dedup import NearDuplicateIndex
 from graftlm.generate.freeform import run_freeform_unit
 from graftlm.generate.grounded import run_grounded_unit
@@ -457,6 +459,7 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
     evals: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     chunks: list[dict[str, Any]] = []
+    facts: list[dict[str, Any]] = []
     accounts: dict[str, LeafAccount] = {}
     warnings: list[str] = []
     for plan in plans:
@@ -473,6 +476,10 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
                 acc.reject(rej["stage"], rej["reason"])
                 rejects.append(rej)
         kept, leaf_rejects, leaf_evals = select_leaf(plan, results, cfg, acc)
+        leaf_facts = facts_of_leaf(results, SplitPlan.from_json(acc.split), cfg)
+        if leaf_facts:
+            acc.coverage = leaf_coverage(leaf_facts, kept, cfg.views.target)
+            facts.extend(leaf_facts)
         rejects.extend(leaf_rejects)
         train.extend(kept)
         evals.extend(e.to_json() for e in plan.eval_items)
@@ -486,6 +493,7 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
     write_jsonl(out / "eval.jsonl", evals)
     write_jsonl(out / "rejects.jsonl", rejects)
     write_jsonl(out / "chunks.jsonl", chunks)
+    write_jsonl(out / "facts.jsonl", facts)
     if not train:
         raise nothing_kept(out, warnings, sum(a.generated for a in accounts.values()))
     manifest = {
@@ -496,7 +504,8 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
         "taxonomy": str(taxonomy),
         "taxonomy_commit": _taxonomy_commit(taxonomy),
         "config": cfg.model_dump(mode="json"),
-        "files": {"train": "train.jsonl", "eval": "eval.jsonl", "rejects": "rejects.jsonl", "chunks": "chunks.jsonl"},
+        "files": {"train": "train.jsonl", "eval": "eval.jsonl", "rejects": "rejects.jsonl", "chunks": "chunks.jsonl",
+                  "facts": "facts.jsonl"},
         "leaves": {name: a.to_json() for name, a in accounts.items()},
         "counts": {"train": len(train), "eval": len(evals), "rejects": len(rejects), "chunks": len(chunks),
                    "generated": sum(a.generated for a in accounts.values()),
@@ -506,6 +515,13 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
     }
     write_manifest(out, manifest)
     return out
+
+
+def facts_of_leaf(results: list[UnitResult], split: SplitPlan, cfg: GenerateConfig) -> list[dict[str, Any]]:
+    """The leaf's fact records (journaled by its units) deduplicated across its chunks, each with the split
+    part of its chunk (`facts.jsonl`)."""
+    return dedup_facts([f for r in results for f in r.facts], cfg.dedup_threshold,
+                       lambda chunk_id: split.part(f"chunk:{chunk_id}"))
 
 
 def nothing_kept(out: Path, warnings: list[str], generated: int) -> StageError:
