@@ -288,3 +288,31 @@ def test_the_dry_run_plan_estimates_facts_from_the_chunks_generation_makes(
     assert [row[:3] for row in rows] == [[BRINDLE, str(est.coverage.facts), str(est.coverage.views)]]
     assert "the counted sentences" in plan
 
+
+
+VIEW_KINDS = {"qa", "reverse_qa", "paraphrase", "relation", "rewrite:faq", "rewrite:newcomer", "rewrite:key_points"}
+
+
+def test_needs_issue12_generation_end_to_end_sentence_facts_get_coverage(taxonomy: Path, tmp_path: Path) -> None:
+    """Once the facts-first tasks (`graftlm.generate.facts`, developer f of issue 12) are merged: with
+    `facts: sentences` the fake teacher's run records every sentence of the chunks as a fact, and its views
+    are counted. Skipped on a branch without those tasks."""
+    pytest.importorskip("graftlm.generate.facts")
+    from graftlm.config import Recipe, TeacherConfig
+    from graftlm.generate.run import run_generate
+
+    out = tmp_path / "gen"
+    recipe = Recipe(teacher=TeacherConfig(model="fake", max_in_flight=8),
+                    generate=GenerateConfig(samples_per_leaf=8, chunk_tokens=48, facts="sentences"))
+    run_generate(taxonomy, out, recipe, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    facts = [f for f in _lines(out / "facts.jsonl") if f["leaf"] == BRINDLE]
+    chunks = {c["chunk_id"]: c["text"] for c in _lines(out / "chunks.jsonl") if c["leaf"] == BRINDLE}
+    assert sorted(f["text"] for f in facts) == sorted(s for text in chunks.values() for s in sentences(text))
+    for f in facts:
+        assert f["source"] == "sentence"
+        assert f["span"] is None or chunks[f["chunk_id"]][f["span"][0]:f["span"][1]] == f["text"]
+    kept = [s for s in _lines(out / "train.jsonl") if s["metadata"]["leaf"] == BRINDLE]
+    cov = manifest["leaves"][BRINDLE]["coverage"]
+    assert cov == leaf_coverage(facts, kept, recipe.generate.views.target).to_json()
+    assert cov["facts"] > 0 and sum(cov["by_view"].values()) > 0 and set(cov["by_view"]) <= VIEW_KINDS
