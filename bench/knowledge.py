@@ -123,14 +123,15 @@ def datasets(args: argparse.Namespace) -> tuple[dict[str, list[Any]], list[str]]
         elif args.pipeline_dir is None:
             notes.append(f"{name}: skipped (pass --pipeline-dir, a `graft generate` folder of examples/taxonomy)")
         else:
-            own = [s for s in read_samples(args.pipeline_dir / "train.jsonl") if s.metadata.get("leaf") == leaf.name]
+            folder = args.old_pipeline_dir if name == "pipeline-old" and args.old_pipeline_dir else args.pipeline_dir
+            own = [s for s in read_samples(folder / "train.jsonl") if s.metadata.get("leaf") == leaf.name]
             if not own:
-                notes.append(f"{name}: skipped ({args.pipeline_dir} has no samples of {leaf.name})")
+                notes.append(f"{name}: skipped ({folder} has no samples of {leaf.name})")
                 continue
             if name == "pipeline-old":
                 out[name] = own
             else:
-                generated = document_samples(read_chunks(args.pipeline_dir)) or documents
+                generated = document_samples(read_chunks(folder)) or documents
                 cfg = MixConfig(strategy="stacked", document_ratio=args.document_ratio)
                 out[name] = build_phases(own, cfg, documents=generated)[0][0].samples
     return out, notes
@@ -283,6 +284,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--variants", default='{"plain": {}}',
                     help="JSON object: variant name -> train config overrides, e.g. {\"kl1\": {\"kl_to_base\": 1.0}}")
     ap.add_argument("--pipeline-dir", type=Path, default=None, help="a `graft generate` folder of examples/taxonomy")
+    ap.add_argument("--old-pipeline-dir", type=Path, default=None,
+                    help="the pipeline-old row's `graft generate` folder, when it is not --pipeline-dir (e.g. one made "
+                         "with generate.facts=off)")
     ap.add_argument("--document-ratio", type=float, default=1.0, help="mix.document_ratio of the pipeline-new row")
     ap.add_argument("--repeats", type=int, default=3, help="copies of the baseline's and ceiling's data")
     ap.add_argument("--epochs", type=int, default=3)
@@ -318,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from pydantic import ValidationError
 
+    from graftlm.artifacts import hash_obj
     from graftlm.errors import GraftError
     from graftlm.models import materialize, resolve
 
@@ -354,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
             name = f"{data_name}/{variant}"
             cfg = configs[variant].model_copy(update={"student": str(student)})
             done = args.out / "rows" / f"{name.replace('/', '_')}.json"
-            key = {"samples": len(samples), "config": cfg.model_dump(mode="json"), "exam": base["exam"]}
+            key = {"samples": len(samples), "data": hash_obj([s.to_json() for s in samples]),
+                   "config": cfg.model_dump(mode="json"), "exam": base["exam"]}
             if done.is_file() and json.loads(done.read_text()).get("key") == key:
                 row = json.loads(done.read_text())
                 results.append({**row, **row_scores(rescored(row["answers"], exam), base)})
