@@ -24,6 +24,7 @@ from pathlib import Path
 from graftlm.artifacts import MANIFEST, hash_obj, read_json, read_manifest, write_json
 from graftlm.config import Recipe
 from graftlm.errors import GraftError
+from graftlm.generate.coverage import CoverageEstimate, estimate_coverage
 from graftlm.generate.pipeline import candidates_per_leaf
 from graftlm.taxonomy.model import Leaf
 
@@ -61,6 +62,8 @@ class LeafEstimate:
     completion_tokens: int = 0
     samples: int = 0
     eval_items: int = 0
+    coverage: CoverageEstimate | None = None
+    """Knowledge leaves with facts: estimated facts and views (`graftlm.generate.coverage`)."""
 
 
 @dataclass
@@ -97,20 +100,22 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _leaf_documents_words(leaf: Leaf, chunk_tokens: int) -> tuple[int, int]:
-    """(chunks, words) of a knowledge leaf's documents when already fetched; else estimated from the seed
-    contexts (a real run fetches them and reports document errors properly)."""
+def _leaf_document_texts(leaf: Leaf, chunk_tokens: int) -> tuple[list[str], int]:
+    """(texts, chunks) of a knowledge leaf's documents when already fetched: the chunk texts and their
+    count. Else estimated from the seed contexts, taken as a third of the documents (a real run fetches
+    them and reports document errors properly)."""
     try:
         from graftlm.generate.chunking import chunk_text
         from graftlm.taxonomy.documents import load_leaf_documents
 
         docs = load_leaf_documents(leaf, fetch=False)
-        chunks = sum(len(chunk_text(d.text, chunk_tokens)) for d in docs)
-        return chunks, sum(_words(d.text) for d in docs)
+        texts = [c for d in docs for c in chunk_text(d.text, chunk_tokens)]
+        return texts, len(texts)
     except Exception as e:  # the plan is advisory
         log.info("plan: documents of %s not read (%s); estimating from seeds", leaf.name, e)
-        words = sum(_words(s.context) for s in leaf.knowledge_seeds) * 3
-        return max(1, round(words * WORDS_TO_TOKENS / chunk_tokens)), words
+        texts = [s.context for s in leaf.knowledge_seeds] * 3
+        words = sum(_words(t) for t in texts)
+        return texts, max(1, round(words * WORDS_TO_TOKENS / chunk_tokens))
 
 
 def estimate_leaf(leaf: Leaf, recipe: Recipe) -> LeafEstimate:
@@ -128,8 +133,9 @@ def estimate_leaf(leaf: Leaf, recipe: Recipe) -> LeafEstimate:
     calls: list[tuple[int, int, int]] = []  # (count, prompt tokens each, completion tokens each)
     share = g.eval_generated_share
     if leaf.is_knowledge:
-        chunks, _ = _leaf_documents_words(leaf, g.chunk_tokens)
+        texts, chunks = _leaf_document_texts(leaf, g.chunk_tokens)
         est.chunks = chunks
+        est.coverage = estimate_coverage(texts, chunks, g)
         chunk_tok = g.chunk_tokens
         calls.append((math.ceil(cands / g.qa_per_call), GENERATE_PROMPT_TOKENS + example_tokens + chunk_tok, gen_out))
         if g.judge_knowledge:

@@ -109,6 +109,7 @@ def build_blocks(run_dir: Path, inputs: dict[str, Any]) -> list[Block]:
     scores = inputs["scores"]
     blocks += learned_section(scores)
     blocks += eval_section(scores)
+    blocks += coverage_section(inputs["generate"], scores)
     blocks += examples_section(inputs["answers"])
     blocks += training_section(inputs["train"], inputs["train_manifest"])
     blocks += funnel_section(inputs["generate"])
@@ -239,6 +240,46 @@ def eval_table(scores: dict[str, Any]) -> list[list[str]]:
             rows.append(_metric_row("retention: drift", "nll per token (lower is better)", e["nll"]))
             rows.append(_metric_row("retention: drift", "KL(base || trained)", e["kl"]))
     return rows
+
+
+COVERAGE_NOTE = ("Views: the training samples kept for a fact (Q&A both ways, paraphrases, relation passages and "
+                 "rewrites that state it), counted over the facts of the training chunks; facts of held-out chunks "
+                 "are never trained on, and a near-duplicate fact's views count for the fact it repeats. A model "
+                 "recalls a fact reliably only after seeing it in several renderings, so facts under the target "
+                 "and facts without any view are where to add text or raise `generate.views`.")
+
+
+def coverage_table(gen: dict[str, Any] | None, scores: dict[str, Any] | None) -> list[list[str]]:
+    """Fact coverage per knowledge leaf (`coverage` of the generate manifest) beside the leaf's fact recall,
+    base -> trained: the header, then a row per leaf with facts. The report and the model card show it."""
+    from graftlm.generate.coverage import COVERAGE_HEADERS, coverage_row
+
+    rows = [[*COVERAGE_HEADERS, "views by kind", "fact recall (base -> trained)"]]
+    evaluated = (scores or {}).get("leaves") or {}
+    for leaf, v in ((gen or {}).get("leaves") or {}).items():
+        cov = v.get("coverage")
+        if not cov:
+            continue
+        recall = ((evaluated.get(leaf) or {}).get("evaluators") or {}).get("fact_recall") or {}
+        by_view = ", ".join(f"{k}: {n}" for k, n in (cov.get("by_view") or {}).items()) or "-"
+        shown = (f"{_fmt((recall.get('base') or {}).get('mean'))} -> {_fmt((recall.get('trained') or {}).get('mean'))}"
+                 if recall else "not evaluated")
+        rows.append([*coverage_row(leaf, cov), by_view, shown])
+    return rows
+
+
+def coverage_section(gen: dict[str, Any] | None, scores: dict[str, Any] | None) -> list[Block]:
+    """Per knowledge leaf: facts, views kept per fact, under target, and the facts without a view by name."""
+    rows = coverage_table(gen, scores)
+    if len(rows) == 1:
+        return []
+    out = [Block("h2", "Fact coverage of knowledge leaves"), Block("table", rows=rows), Block("p", COVERAGE_NOTE)]
+    for leaf, v in ((gen or {}).get("leaves") or {}).items():
+        uncovered = (v.get("coverage") or {}).get("uncovered") or []
+        if uncovered:
+            out.append(Block("p", f"Facts of **{leaf}** without a kept training view ({len(uncovered)}):"))
+            out.append(Block("list", rows=[[str(text)] for text in uncovered]))
+    return out
 
 
 def knowledge_headline(scores: dict[str, Any]) -> list[str]:

@@ -3,9 +3,10 @@ sentence splitting, span location, entity pairs, question forms, fact dedup)."""
 
 from __future__ import annotations
 
-from graftlm.generate.facts import dedup_facts, locate_span, sentence_text, split_sentences
+from graftlm.generate.coverage import dedup_facts, facts_stated
+from graftlm.generate.facts import locate_span, sentence_text, split_sentences
 from graftlm.generate.parse import parse_fact_list, parse_paraphrases, parse_passage, parse_view_qa
-from graftlm.generate.views import entity_pairs, facts_stated, question_forms, surface
+from graftlm.generate.views import entity_pairs, question_forms, surface
 
 from .conftest import DOC
 
@@ -83,7 +84,7 @@ def test_duplicate_facts_across_chunks_point_to_the_first_and_get_their_chunk_pa
     facts = [{"fact_id": "a", "chunk_id": "c1", "text": "Hollin was founded in 1312 by salt traders."},
              {"fact_id": "b", "chunk_id": "c2", "text": "Hollin was founded in 1312 by the salt traders."},
              {"fact_id": "c", "chunk_id": "c2", "text": "Marrow Bend is known for its wooden bridge."}]
-    out = dedup_facts(facts, 0.7, {"c2": "eval"})
+    out = dedup_facts(facts, 0.7, {"c1": "train", "c2": "eval"}.__getitem__)
     assert [f["duplicate_of"] for f in out] == [None, "a", None]
     assert [f["part"] for f in out] == ["train", "eval", "eval"]
 
@@ -170,8 +171,8 @@ def test_question_forms_rotate_and_fit_the_fact():
 
 def test_facts_stated_by_a_passage():
     facts = [{"fact_id": "a", "text": FACT}, {"fact_id": "b", "text": "Marrow Bend has a bridge from 1790."}]
-    assert facts_stated("Salt traders founded Hollin in 1312.", facts) == ["a"]
-    assert facts_stated("The valley has sheep.", facts) == []
+    assert facts_stated(facts, "Salt traders founded Hollin in 1312.") == ["a"]
+    assert facts_stated(facts, "The valley has sheep.") == []
 
 
 def test_names_joined_by_and_are_grounded_when_each_is_and_pairs_never_nest():

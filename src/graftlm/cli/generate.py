@@ -70,6 +70,7 @@ def _generate(args: argparse.Namespace) -> int:
         rows.append((name, leaf["type"], leaf["generated"], f"{rejected}" + (f" ({stages})" if stages else ""),
                      leaf["duplicates"], leaf["eval_items"], leaf["kept"]))
     print(format_table(TABLE_HEADERS, rows))
+    _print_coverage(manifest)
     counts = manifest.get("counts", {})
     calls = manifest.get("calls", {}).get("teacher", {})
     print(f"\n{counts.get('train', 0)} training samples, {counts.get('eval', 0)} eval items, "
@@ -82,6 +83,20 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"{len(manifest['warnings'])} leaf warning(s): see above, or `warnings` in {out}/manifest.json",
               file=sys.stderr)
     return 0
+
+
+def _print_coverage(manifest: dict[str, Any]) -> None:
+    """Per knowledge leaf with facts: facts, views per fact, under target, and the facts without a view."""
+    from graftlm.generate.coverage import COVERAGE_HEADERS, coverage_row, uncovered_text
+
+    covered = {name: leaf["coverage"] for name, leaf in manifest.get("leaves", {}).items() if leaf.get("coverage")}
+    if not covered:
+        return
+    print("\nFact coverage (training samples kept per fact of the training chunks):")
+    print(format_table(COVERAGE_HEADERS, [coverage_row(name, cov) for name, cov in covered.items()]))
+    for name, cov in covered.items():
+        if (line := uncovered_text(name, cov)) is not None:
+            print(line)
 
 
 def _preview(args: argparse.Namespace, recipe: Any, leaves: Any) -> int:

@@ -110,11 +110,26 @@ def format_plan(plan: RunPlan) -> str:
         [(le.name, le.type, le.seeds, le.chunks or "-", le.calls, le.prompt_tokens, le.completion_tokens, le.samples,
           le.eval_items) for le in est.leaves]))
     lines.append(f"total: {est.teacher_calls} teacher calls, {est.tokens} tokens")
+    lines += _coverage_plan(est.leaves)
     lines += ["", f"Training phases (samples from the {est.samples_source}):"]
     lines.append(format_table(["phase", "samples", "optimizer steps", "tokens per epoch"],
                               [(n, s, st, tok) for n, s, st, tok in est.phases]))
     lines += ["", f"ETA: {_fmt_s(plan.eta_s)} ({est.speed_note})"]
     return "\n".join(lines)
+
+
+def _coverage_plan(leaves: list[Any]) -> list[str]:
+    """Estimated facts and views per knowledge leaf with facts (`generate.facts` not `off`)."""
+    from graftlm.generate.coverage import WORDS_PER_FACT
+
+    rows = [(le.name, le.coverage.facts, le.coverage.views, f"{le.coverage.views_per_fact:.1f}",
+             "the counted sentences" if le.coverage.basis == "sentences"
+             else f"estimated from words (one per {WORDS_PER_FACT} words)")
+            for le in leaves if le.coverage is not None]
+    if not rows:
+        return []
+    return ["", "Knowledge facts and views (ESTIMATES, before any teacher call; views before dedup and split):",
+            format_table(["leaf", "facts", "views", "views per fact", "facts are"], rows)]
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """The model card (README.md) of an exported model: base model, taxonomy leaves, data counts, checkpoint
-selection and the evaluation table (the same table as the run's report, `report.eval_table`)."""
+selection, the evaluation table and the fact coverage table (the same tables as the run's report,
+`report.eval_table` and `report.coverage_table`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def _num(value: Any) -> str:
 
 def model_card(run_dir: Path, model_dir: Path) -> str:
     """README.md of an exported model: base model, taxonomy leaves, data counts, evaluation table."""
-    from graftlm.report import Block, eval_table, render_markdown
+    from graftlm.report import Block, coverage_table, eval_table, render_markdown
 
     run_dir = Path(run_dir)
     gen = read_manifest(run_dir / "generate") or {}
@@ -63,5 +64,8 @@ def model_card(run_dir: Path, model_dir: Path) -> str:
     blocks.append(Block("h2", "Evaluation (base vs trained)"))
     rows = eval_table(scores) if isinstance(scores, dict) else []
     blocks.append(Block("table", rows=rows) if len(rows) > 1 else Block("p", "(no evaluation found)"))
+    coverage = coverage_table(gen, scores if isinstance(scores, dict) else None)
+    if len(coverage) > 1:
+        blocks += [Block("h2", "Fact coverage (training views per fact)"), Block("table", rows=coverage)]
     blocks.append(Block("p", f"Exported from `{model_dir}`."))
     return FRONT_MATTER + "\n" + render_markdown(blocks)

@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from graftlm.generate.coverage import Coverage
+
 CORE_TASKS = ("qa", "skill")
 """Tasks that count as the leaf's yield (auxiliary knowledge tasks do not)."""
 
@@ -27,6 +29,8 @@ class LeafAccount:
     by_task: Counter[str] = field(default_factory=Counter)
     split: dict[str, Any] = field(default_factory=dict)
     """How held-out items were split off (`graftlm.generate.split.SplitPlan.to_json`)."""
+    coverage: Coverage | None = None
+    """Knowledge leaves with facts: kept training views per fact (`graftlm.generate.coverage`)."""
 
     def reject(self, stage: str, reason: str) -> None:
         self.rejected.setdefault(stage, Counter())[reason] += 1
@@ -48,7 +52,7 @@ class LeafAccount:
             "eval_generated": self.eval_generated,
             "by_task": dict(sorted(self.by_task.items())),
             "split": self.split,
-        }
+        } | ({"coverage": self.coverage.to_json()} if self.coverage is not None else {})
 
     def warning(self, leaf: str) -> str | None:
         """A clear warning when the leaf yielded no training sample: the stage that lost the most

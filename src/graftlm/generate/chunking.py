@@ -17,6 +17,7 @@ TokenCounter = Callable[[str], int]
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 
 
 def word_estimate(text: str) -> int:
@@ -80,6 +81,24 @@ def blocks(text: str) -> list[tuple[bool, str]]:
         else:
             para.append(line)
     flush()
+    return out
+
+
+def sentences(text: str) -> list[str]:
+    """The prose sentences of a chunk in order: headings and fenced code left out, each list item its own
+    piece, paragraphs split at sentence ends. The dry-run plan counts these as a chunk's facts under
+    `generate.facts: sentences`."""
+    out: list[str] = []
+    for is_heading, block in blocks(text):
+        if is_heading or block.lstrip().startswith("```"):
+            continue
+        pieces: list[list[str]] = []
+        for line in block.splitlines():
+            if _LIST_ITEM.match(line) or not pieces:
+                pieces.append([])
+            pieces[-1].append(_LIST_ITEM.sub("", line).strip())
+        for piece in pieces:
+            out.extend(s for s in _SENTENCE_END.split(" ".join(" ".join(piece).split())) if s)
     return out
 
 

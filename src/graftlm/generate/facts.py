@@ -4,7 +4,7 @@
 and of the chunk (`graftlm.generate.views`). One unit per chunk keeps cost linear in chunks, and a rerun
 resumes chunk by chunk: the unit's facts are journaled with its samples (`UnitResult.facts`).
 
-At finish, `dedup_facts` marks facts that repeat a fact of an earlier chunk (`duplicate_of`) and gives each
+At finish, `graftlm.generate.coverage.dedup_facts` marks facts that repeat a fact of an earlier chunk (`duplicate_of`) and gives each
 the split part of its chunk; `finish` writes them to `facts.jsonl`.
 """
 
@@ -14,7 +14,6 @@ import re
 from typing import Any
 
 from graftlm.artifacts import hash_obj
-from graftlm.generate.dedup import NearDuplicateIndex
 from graftlm.generate.parse import MIN_FACT_WORDS, parse_fact_list
 from graftlm.generate.pipeline import PRIORITY, ChunkText, Context, FactsPayload, Unit, UnitResult, failed
 from graftlm.generate.views import run_views
@@ -94,19 +93,6 @@ def fact_record(leaf: str, chunk: ChunkText, text: str, span: list[int] | None, 
     """One fact as `facts.jsonl` holds it (docs/contracts.md); `duplicate_of` and `part` are set at finish."""
     return {"fact_id": hash_obj([leaf, chunk.chunk_id, text])[:16], "leaf": leaf, "chunk_id": chunk.chunk_id,
             "doc": chunk.doc, "span": span, "text": text, "source": source}
-
-
-def dedup_facts(facts: list[dict[str, Any]], threshold: float, parts: dict[str, str]) -> list[dict[str, Any]]:
-    """The facts with `duplicate_of` (the fact id of a near-duplicate met earlier, else None) and `part`
-    (`parts[chunk_id]`, `train` when the chunk is not listed)."""
-    index = NearDuplicateIndex(threshold)
-    out = []
-    for f in facts:
-        hit = index.match(f["text"])
-        if hit is None:
-            index.add(f["fact_id"], f["text"])
-        out.append({**f, "duplicate_of": hit[0] if hit else None, "part": parts.get(f["chunk_id"], "train")})
-    return out
 
 
 async def _teacher_facts(ctx: Context, unit: Unit, chunk: ChunkText, res: UnitResult) -> list[str]:

@@ -2,8 +2,9 @@
 
 Read top to bottom: select leaves, validate, set eval items aside, plan units (one per seed or chunk),
 run every pending unit concurrently through one request pool, journal each finished unit, then per leaf
-remove near-duplicates, split off generated eval items, cap at the target, and write `train.jsonl`,
-`eval.jsonl`, `rejects.jsonl`, `chunks.jsonl` and finally `manifest.json`.
+remove near-duplicates, split off generated eval items, cap at the target, count each knowledge fact's kept
+views (`graftlm.generate.coverage`), and write `train.jsonl`, `eval.jsonl`, `rejects.jsonl`, `chunks.jsonl`,
+`facts.jsonl` and finally `manifest.json`.
 
 Resume: finished units are in `work/units.jsonl` (one line per unit, written when it finishes); the
 requests of unfinished units are replayed from the call cache `calls.sqlite`. Output files are written
@@ -37,8 +38,9 @@ from graftlm.config import GenerateConfig, Recipe, TeacherConfig
 from graftlm.errors import InputError, Location, StageError, TeacherError
 from graftlm.generate.accounting import CORE_TASKS, LeafAccount
 from graftlm.generate.chunking import Chunk, TokenCounter, chunk_document, tokenizer_counter, word_estimate
+from graftlm.generate.coverage import dedup_facts, leaf_coverage
 from graftlm.generate.dedup import NearDuplicateIndex
-from graftlm.generate.facts import dedup_facts, run_facts_unit
+from graftlm.generate.facts import run_facts_unit
 from graftlm.generate.freeform import run_freeform_unit
 from graftlm.generate.grounded import run_grounded_unit
 from graftlm.generate.knowledge import rotate_examples, run_aux_unit, run_knowledge_unit
@@ -481,12 +483,15 @@ def finish(out: Path, taxonomy: Path, recipe: Recipe, plans: list[LeafPlan], don
                 acc.reject(rej["stage"], rej["reason"])
                 rejects.append(rej)
         kept, leaf_rejects, leaf_evals = select_leaf(plan, results, cfg, acc)
+        found = leaf_facts(results, cfg.dedup_threshold, acc.split)
+        if found:
+            acc.coverage = leaf_coverage(found, kept, cfg.views.target)
+            facts.extend(found)
         rejects.extend(leaf_rejects)
         train.extend(kept)
         evals.extend(e.to_json() for e in plan.eval_items)
         evals.extend(leaf_evals)
         chunks.extend(c.to_json(leaf.name) for c in plan.chunks)
-        facts.extend(leaf_facts(results, cfg.dedup_threshold, acc.split))
         if (warning := acc.warning(leaf.name)) is not None:
             warnings.append(warning)
             log.warning(warning)
@@ -542,7 +547,7 @@ def leaf_facts(results: list[UnitResult], threshold: float, split: dict[str, Any
     (`train`, `eval` for the reported test part, `selection`)."""
     parts = {g.split(":", 1)[1]: part for part, key in (("eval", "test"), ("selection", "selection"))
              for g in split.get(key, [])}
-    return dedup_facts([f for r in results for f in r.facts], threshold, parts)
+    return dedup_facts([f for r in results for f in r.facts], threshold, lambda chunk_id: parts.get(chunk_id, "train"))
 
 
 def _round_robin(results: list[UnitResult], keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:

@@ -37,6 +37,12 @@ class SplitPlan:
         return {"by": self.by, "groups": self.groups, "test": sorted(self.test), "selection": sorted(self.selection),
                 "leakage": self.note or None}
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SplitPlan:
+        """The plan `to_json` wrote (an empty dict: nothing held out)."""
+        return cls(str(d.get("by", "")), int(d.get("groups", 0)), frozenset(d.get("test") or ()),
+                   frozenset(d.get("selection") or ()), str(d.get("leakage") or ""))
+
 
 def group_of(sample: dict[str, Any]) -> str:
     """The source group of a generated sample (a `train.jsonl` record): its chunk (knowledge), its seed

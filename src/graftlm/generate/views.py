@@ -24,7 +24,8 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from graftlm.evaluate.facts import entities, fact_recall, is_name, mentions
+from graftlm.evaluate.facts import entities, is_name, mentions
+from graftlm.generate.coverage import facts_stated
 from graftlm.generate.freeform import merge
 from graftlm.generate.knowledge import check_pair
 from graftlm.generate.parse import parse_paraphrases, parse_passage, parse_view_qa
@@ -123,11 +124,6 @@ def surface(entity: Entity, text: str) -> str:
     return m.group(0) if m else " ".join(entity)
 
 
-def facts_stated(text: str, facts: list[dict[str, Any]]) -> list[str]:
-    """Ids of the facts whose key facts `text` states (at least half of them)."""
-    return [f["fact_id"] for f in facts if fact_recall(text, f["text"]).score >= 0.5]
-
-
 def _meta(chunk: ChunkText, view: str, fact_ids: list[str]) -> dict[str, Any]:
     return {"view": view, "fact_ids": fact_ids, "chunk_id": chunk.chunk_id, "doc_sha256": chunk.doc_sha256,
             "doc": chunk.doc}
@@ -193,7 +189,7 @@ async def _relation_view(ctx: Context, unit: Unit, chunk: ChunkText, pair: tuple
         return res
     passage = parsed.items[0]
     question = RELATION_PROMPT.format(a=a, b=b, doc=_doc_name(chunk))
-    meta = {**_meta(chunk, "relation", facts_stated(passage, facts)), "entities": [a, b]}
+    meta = {**_meta(chunk, "relation", facts_stated(facts, passage)), "entities": [a, b]}
     merge(res, [await check_pair(ctx, unit, QA(question, passage), chunk.text, reply.request_hash, meta,
                                  task="relation", unmask=True)])
     return res
@@ -217,7 +213,7 @@ async def _rewrite_view(ctx: Context, unit: Unit, chunk: ChunkText, kind: str,
     res.candidates.append(make_sample(unit.leaf, REWRITE_PROMPTS[kind].format(doc=_doc_name(chunk)), text,
                                       task="rewrite", unmask=True, teacher=ctx.teacher_id,
                                       request_hashes=[reply.request_hash], scores={},
-                                      **_meta(chunk, view, facts_stated(text, facts))))
+                                      **_meta(chunk, view, facts_stated(facts, text))))
     return res
 
 
