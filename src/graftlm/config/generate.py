@@ -20,6 +20,11 @@ class ViewsConfig(Section):
     """Q&A pairs per fact, in varied forms (what/which/who/when/where/how many, yes/no; short and long
     answers), the forms rotating over facts. Trained with loss on the answer."""
 
+    question: int = Field(default=0, ge=0, le=5)
+    """Q&A pairs per fact whose question the teacher writes for the fact alone and whose answer is the fact
+    itself (extractive; view `question`). A small teacher (the embedded 135M) writes a question far more
+    reliably than a faithful answer: for it this is the Q&A view that yields; trained with loss on the answer."""
+
     reverse_qa: int = Field(default=1, ge=0, le=5)
     """Q&A pairs per fact asked the other way round: the question gives the attribute, the answer names the
     entity."""
@@ -46,9 +51,10 @@ class GenerateConfig(Section):
     samples_per_leaf: int = Field(default=30, ge=1)
     """Target number of kept training samples per leaf (before auxiliary knowledge tasks). Extra kept
     candidates beyond it are dropped (counted as `select: over_target`). In facts mode (`facts` not `off`) it
-    caps a knowledge leaf's Q&A views (`qa` and `reverse_qa`): they are taken round-robin over facts, so
-    every fact gets one Q&A before any fact gets a second; document-style views (paraphrases, relation
-    passages, rewrites) are not capped, like auxiliary tasks."""
+    caps a knowledge leaf's Q&A views (`qa`, `question` and `reverse_qa`) at this or the number of facts with
+    a Q&A view, whichever is larger: they are taken round-robin over facts, so every fact keeps one Q&A before
+    any fact gets a second; document-style views (paraphrases, relation passages, rewrites) are not capped,
+    like auxiliary tasks."""
 
     seed: int = 42
     """Random seed for sampling seeds, held-out splits and teacher sampling."""

@@ -209,6 +209,16 @@ def view_qa(text: str, options: SamplingOptions, index: int) -> str:
     return "\n\n".join(out)
 
 
+def view_question(text: str, options: SamplingOptions, index: int) -> str:
+    """A question for one fact (the prompt's second line); every third completion forgets the question mark."""
+    lines = text.splitlines()
+    fact = lines[1] if len(lines) > 1 else ""
+    lead = " ".join(fact.split()[:4]).rstrip(".,;:")
+    if _h(fact, index) % 3 == 0:
+        return f"Tell me about {lead}"
+    return f"{'What' if index % 2 == 0 else 'Which detail'} is known about {lead}?"
+
+
 def view_reverse_qa(text: str, options: SamplingOptions, index: int) -> str:
     from graftlm.evaluate.facts import entities, is_name
     from graftlm.generate.views import surface
@@ -269,6 +279,7 @@ HANDLERS: dict[str, Callable[[str, SamplingOptions, int], str]] = {
     "List the atomic facts of this text": knowledge_facts,
     "Write questions and answers that teach one fact": view_qa,
     "Ask about one fact the other way round": view_reverse_qa,
+    "Here is a fact about": view_question,
     "Restate one fact in other words.": view_paraphrase,
     "Explain how two things in a text relate.": view_relation,
     "Rewrite a text for another reader": view_rewrite,

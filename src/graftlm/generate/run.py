@@ -615,6 +615,7 @@ def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: GenerateConfig,
         unique.append(cand)
 
     split, parts = split_leaf(leaf, results, unique, cfg)
+    cap = max(cfg.samples_per_leaf, len({c["metadata"]["fact_ids"][0] for c in unique if c["metadata"].get("fact_ids")}))
     evals: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     for cand in unique:
@@ -626,7 +627,7 @@ def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: GenerateConfig,
                                "group": group_of(cand), "split": parts[cand["id"]]}, source="generated")
             evals.append(item.to_json())
             continue
-        if len(kept) >= cfg.samples_per_leaf:
+        if len(kept) >= cap:
             acc.reject("select", "over_target")
             rejects.append({"leaf": leaf.name, "stage": "select", "reason": "over_target",
                             "text": meta.get("question", ""), "sample_id": cand["id"]})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
+from dataclasses import replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,10 @@ REWRITE_PROMPTS = {
 
 PARAPHRASE_PROMPT = 'A fact from the document "{doc}".'
 RELATION_PROMPT = 'How are {a} and {b} related, according to the document "{doc}"?'
+
+
+QUESTION_TOKENS = 32
+"""Tokens a `question` view's reply may take: one question."""
 
 
 def question_forms(fact: str, index: int, k: int) -> list[str]:
@@ -152,6 +157,46 @@ async def _qa_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[str, A
     return res
 
 
+async def _question_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[str, Any]) -> UnitResult:
+    """View `question`: questions the teacher writes for the fact alone (short, sampled, several per request),
+    each answered by the fact itself; a question must be about the fact and leave something of it to answer
+    (`graftlm.taxonomy.draft.question_problem`)."""
+    from graftlm.taxonomy.draft import find_question, question_problem
+
+    res = UnitResult(unit.unit_id, unit.leaf.name)
+    where = {"chunk_id": chunk.chunk_id, "fact_id": fact["fact_id"]}
+    k = ctx.config.views.question
+    topic = unit.leaf.document_outline or unit.leaf.domain
+    options = replace(ctx.sampled(2 * k), max_tokens=QUESTION_TOKENS, stop=("\n",))
+    reply = await ctx.teacher.chat(render("draft_sentence_question", sentence=fact["text"], topic=topic), options,
+                                   PRIORITY["views"])
+    if why := failed(reply):
+        res.generated += 1
+        res.reject("question", why, **where)
+        return res
+    pairs: list[QA] = []
+    for text in reply.texts:  # twice k completions asked; those after the k-th kept one are spares, unused
+        if len(pairs) >= k:
+            break
+        res.generated += 1
+        question = find_question(text)
+        why = "no_question" if question is None else question_problem(question, fact["text"], chunk.text, topic)
+        if question is not None and why is None and any(_same(question, p.question) for p in pairs):
+            why = "repeated"
+        if why or question is None:
+            res.reject("question", why or "no_question", text, **where)
+            continue
+        pairs.append(QA(question, fact["text"]))
+    meta = _meta(chunk, "question", [fact["fact_id"]])
+    merge(res, list(await asyncio.gather(*(check_pair(ctx, unit, pair, chunk.text, reply.request_hash, meta)
+                                           for pair in pairs))))
+    return res
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
 async def _paraphrase_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[str, Any]) -> UnitResult:
     res = UnitResult(unit.unit_id, unit.leaf.name)
     where = {"chunk_id": chunk.chunk_id, "fact_id": fact["fact_id"]}
@@ -227,6 +272,8 @@ async def run_views(ctx: Context, unit: Unit, chunk: ChunkText, facts: list[dict
     for i, fact in enumerate(facts):
         if v.qa:
             jobs.append(_qa_view(ctx, unit, chunk, fact, "qa", question_forms(fact["text"], i, v.qa)))
+        if v.question:
+            jobs.append(_question_view(ctx, unit, chunk, fact))
         if v.reverse_qa:
             jobs.append(_qa_view(ctx, unit, chunk, fact, "reverse_qa", answer_lengths(i, v.reverse_qa)))
         if v.paraphrase:
