@@ -72,6 +72,11 @@ RELATION_PROMPT = 'How are {a} and {b} related, according to the document "{doc}
 
 QUESTION_TOKENS = 32
 """Tokens a `question` view's reply may take: one question."""
+QUESTION_SAMPLES = 4
+"""Completions asked per wanted `question` view (one batched request): the embedded 135M writes a usable
+question for a fact in about one reply of four."""
+QUESTION_TEMPERATURE = 0.8
+"""Sampling temperature of `question` views (as `graft taxonomy draft` asks its per-sentence questions)."""
 
 
 def question_forms(fact: str, index: int, k: int) -> list[str]:
@@ -166,8 +171,9 @@ async def _question_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[
     res = UnitResult(unit.unit_id, unit.leaf.name)
     where = {"chunk_id": chunk.chunk_id, "fact_id": fact["fact_id"]}
     k = ctx.config.views.question
-    topic = unit.leaf.document_outline or unit.leaf.domain
-    options = replace(ctx.sampled(2 * k), max_tokens=QUESTION_TOKENS, stop=("\n",))
+    topic = unit.leaf.document_outline.split(":")[0].strip() or unit.leaf.domain
+    options = replace(ctx.sampled(QUESTION_SAMPLES * k, QUESTION_TEMPERATURE), max_tokens=QUESTION_TOKENS,
+                      stop=("\n",))
     reply = await ctx.teacher.chat(render("draft_sentence_question", sentence=fact["text"], topic=topic), options,
                                    PRIORITY["views"])
     if why := failed(reply):
@@ -175,7 +181,7 @@ async def _question_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[
         res.reject("question", why, **where)
         return res
     pairs: list[QA] = []
-    for text in reply.texts:  # twice k completions asked; those after the k-th kept one are spares, unused
+    for text in reply.texts:  # QUESTION_SAMPLES * k completions; those after the k-th kept one are spares, unused
         if len(pairs) >= k:
             break
         res.generated += 1
