@@ -101,6 +101,11 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return [int(i) for i in torch.randperm(n, generator=g)]
 
 
+def _bfloat16(cfg: TrainConfig, dist: Dist) -> bool:
+    """Whether training computes in bfloat16 (`dtype: bfloat16`, or `auto` on CUDA)."""
+    return cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and dist.device.startswith("cuda"))
+
+
 def _load_model(folder: Path, cfg: TrainConfig, dist: Dist) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
@@ -249,6 +254,8 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
         anchor_pairs = anchors(model, base) if cfg.decay_to_base else None
         if not cfg.kl_to_base:
             base = None  # the anchors hold the weights; the model itself is not run
+        elif not cfg.decay_to_base and _bfloat16(cfg, dist):
+            base = base.to(torch.bfloat16)  # only run forward under bfloat16 autocast: half the memory
 
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
