@@ -149,8 +149,11 @@ def recall(answer: str, item: dict[str, Any]) -> float:
 
 def scored(said: list[str], exam: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean fact recall of answers to the exam, the count of fully answered items, and the answers."""
+    from graftlm.evaluate.stats import estimate
+
     scores = [recall(a, it) for a, it in zip(said, exam, strict=True)]
-    return {"recall": sum(scores) / len(scores), "full": sum(1 for x in scores if x == 1.0),
+    ci = estimate(scores, clusters=[it["context"] for it in exam]).ci  # items of one passage resampled together
+    return {"recall": sum(scores) / len(scores), "full": sum(1 for x in scores if x == 1.0), "ci": ci,
             "answers": [{"question": it["question"], "answer": a, "recall": x}
                         for it, a, x in zip(exam, said, scores, strict=True)]}
 
@@ -159,6 +162,7 @@ def row_scores(closed: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """The exam columns of a row from its closed-book answers and the base's."""
     gap = base["open"]["recall"] - base["closed"]["recall"]
     return {"closed_base": base["closed"]["recall"], "closed_trained": closed["recall"],
+            "closed_ci": closed.get("ci"),
             "open_base": base["open"]["recall"], "full_base": base["closed"]["full"], "full_trained": closed["full"],
             "gap_closed": (closed["recall"] - base["closed"]["recall"]) / gap if gap > 0 else None,
             "answers": closed["answers"]}
@@ -261,13 +265,18 @@ def fmt(x: float | None, spec: str = ".2f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _interval(ci: Any) -> str:
+    return "-" if not ci else f"{ci[0]:.2f}-{ci[1]:.2f}"
+
+
 def table(results: list[dict[str, Any]], notes: list[str]) -> str:
-    head = (f"{'row':<28}{'samples':>8}{'/fact':>7}{'closed base':>13}{'closed trained':>16}{'open base':>11}"
+    head = (f"{'row':<28}{'samples':>8}{'/fact':>7}{'closed base':>13}{'closed trained':>16}{'95% CI':>14}{'open base':>11}"
             f"{'gap closed':>12}{'ppl base':>10}{'ppl trained':>13}{'drift':>8}{'train s':>9}")
     lines = [head]
     for r in results:
         lines.append(f"{r['row']:<28}{r['samples']:>8}{r['samples_per_fact']:>7.1f}"
                      f"{fmt(r['closed_base']):>8} ({r['full_base']:>2}){fmt(r['closed_trained']):>11} ({r['full_trained']:>2})"
+                     f"{_interval(r.get('closed_ci')):>14}"
                      f"{fmt(r['open_base']):>11}{fmt(r['gap_closed'], '.0%'):>12}{r['ppl_base']:>10.2f}"
                      f"{r['ppl_trained']:>13.2f}{r['drift']:>+8.0%}{r['train_s']:>9.0f}")
     lines.extend(f"note: {n}" for n in notes)
