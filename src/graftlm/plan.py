@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graftlm.artifacts import MANIFEST, hash_obj, read_json, read_manifest, write_json
-from graftlm.config import Recipe
+from graftlm.config import GenerateConfig, Recipe
 from graftlm.errors import GraftError
 from graftlm.generate.coverage import CoverageEstimate, estimate_coverage
 from graftlm.generate.pipeline import candidates_per_leaf
@@ -118,6 +118,23 @@ def _leaf_document_texts(leaf: Leaf, chunk_tokens: int) -> tuple[list[str], int]
         return texts, max(1, round(words * WORDS_TO_TOKENS / chunk_tokens))
 
 
+def _facts_calls(g: GenerateConfig, facts: int, chunks: int, gen_out: int,
+                 judge_out: int) -> list[tuple[int, int, int]]:
+    """Teacher calls (count, prompt tokens, completion tokens each) of a knowledge leaf in facts mode: the
+    facts (`teacher`), one request per fact and view kind, the chunk views, and their judging."""
+    from graftlm.generate.views import QUESTION_SAMPLES, QUESTION_TOKENS
+
+    v, chunk_tok = g.views, g.chunk_tokens
+    calls = [(chunks if g.facts == "teacher" else 0, GENERATE_PROMPT_TOKENS + chunk_tok, gen_out),
+             (facts * sum(1 for n in (v.qa, v.reverse_qa, v.paraphrase) if n), GENERATE_PROMPT_TOKENS, gen_out),
+             (facts if v.question else 0, GENERATE_PROMPT_TOKENS, QUESTION_SAMPLES * v.question * QUESTION_TOKENS),
+             (chunks * (v.relations + len(v.rewrites)), GENERATE_PROMPT_TOKENS + chunk_tok, gen_out)]
+    if g.judge_knowledge:
+        calls.append((facts * (v.qa + v.question + v.reverse_qa) + chunks * v.relations,
+                      JUDGE_PROMPT_TOKENS + chunk_tok, judge_out))
+    return [c for c in calls if c[0]]
+
+
 def estimate_leaf(leaf: Leaf, recipe: Recipe) -> LeafEstimate:
     """Teacher calls, tokens, kept samples and eval items of one leaf, from the generate config."""
     g = recipe.generate
@@ -137,11 +154,19 @@ def estimate_leaf(leaf: Leaf, recipe: Recipe) -> LeafEstimate:
         est.chunks = chunks
         est.coverage = estimate_coverage(texts, chunks, g)
         chunk_tok = g.chunk_tokens
-        calls.append((math.ceil(cands / g.qa_per_call), GENERATE_PROMPT_TOKENS + example_tokens + chunk_tok, gen_out))
-        if g.judge_knowledge:
-            calls.append((cands, JUDGE_PROMPT_TOKENS + chunk_tok, judge_out))
+        if est.coverage is None:  # facts: off, per-chunk Q&A
+            calls.append((math.ceil(cands / g.qa_per_call), GENERATE_PROMPT_TOKENS + example_tokens + chunk_tok,
+                          gen_out))
+            if g.judge_knowledge:
+                calls.append((cands, JUDGE_PROMPT_TOKENS + chunk_tok, judge_out))
+            est.samples = int(target * (1 - share))
+        else:
+            calls.extend(_facts_calls(g, est.coverage.facts, chunks, gen_out, judge_out))
+            v, facts = g.views, est.coverage.facts
+            qa = min(facts * (v.qa + v.question + v.reverse_qa), max(target, facts))
+            est.samples = int((qa + facts * v.paraphrase + chunks * (v.relations + len(v.rewrites))) * (1 - share))
         calls.append((chunks * len(g.aux_tasks), AUX_PROMPT_TOKENS + chunk_tok, gen_out))
-        est.samples = int(target * (1 - share)) + chunks * len(g.aux_tasks)
+        est.samples += chunks * len(g.aux_tasks)
         est.eval_items = len(leaf.knowledge_seeds) * g.eval_qas_per_seed + int(target * share)
     else:
         if leaf.type.value == "grounded_skill":
