@@ -13,6 +13,7 @@ import yaml
 
 from graftlm.cli import main
 from graftlm.errors import InputError
+from graftlm.generate.questions import find_question
 from graftlm.taxonomy.draft import (
     CONTEXT_WORDS,
     SEEDS,
@@ -22,7 +23,6 @@ from graftlm.taxonomy.draft import (
     draft_knowledge,
     draft_skill,
     fill_context,
-    find_question,
     grounded,
     grounded_pairs,
     knowledge_qna,

@@ -31,6 +31,7 @@ from graftlm.generate.freeform import merge
 from graftlm.generate.knowledge import check_pair
 from graftlm.generate.parse import parse_paraphrases, parse_passage, parse_view_qa
 from graftlm.generate.pipeline import PRIORITY, ChunkText, Context, Unit, UnitResult, failed, make_sample
+from graftlm.generate.questions import find_question, question_problem
 from graftlm.taxonomy.model import QA
 from graftlm.templates import render
 
@@ -165,9 +166,7 @@ async def _qa_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[str, A
 async def _question_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[str, Any]) -> UnitResult:
     """View `question`: questions the teacher writes for the fact alone (short, sampled, several per request),
     each answered by the fact itself; a question must be about the fact and leave something of it to answer
-    (`graftlm.taxonomy.draft.question_problem`)."""
-    from graftlm.taxonomy.draft import find_question, question_problem
-
+    (`graftlm.generate.questions.question_problem`)."""
     res = UnitResult(unit.unit_id, unit.leaf.name)
     where = {"chunk_id": chunk.chunk_id, "fact_id": fact["fact_id"]}
     k = ctx.config.views.question

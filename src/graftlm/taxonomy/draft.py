@@ -37,6 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.errors import DocumentError, InputError
+from graftlm.generate.questions import (
+    MIN_GROUNDED_SHARE,
+    content_words,
+    question_match,
+    question_problem,
+)
 from graftlm.taxonomy.model import QA
 from graftlm.taxonomy.placeholder import placeholder
 from graftlm.taxonomy.show import CONTEXT_WORDS
@@ -52,8 +58,6 @@ MIN_CONTEXT_WORDS = 25
 MAX_PLAIN_HEADING_WORDS = 6
 """In PDF and text documents, a capitalised line of at most this many words without final punctuation is a
 heading."""
-MIN_GROUNDED_SHARE = 0.6
-"""Share of an answer's content words that must appear in its context for the answer to be kept."""
 TEACHER_TRIES = 2
 """Teacher calls per missing skill example before a placeholder is written instead."""
 CONTEXT_TRIES = 1
@@ -67,24 +71,13 @@ SENTENCE_SAMPLES = 2
 """Completions asked per sentence and round (sampled, one batched request)."""
 SPARE_ROUNDS = 2
 """Rounds of spare pieces tried for contexts the teacher left short."""
-MIN_QUESTION_WORDS = 4
-"""A drafted question has at least this many words."""
 SENTENCE_PROMPTS = ("draft_sentence_qa", "draft_sentence_question")
 """The per-sentence prompts, one per round in turn."""
 
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _LEAF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_WORD = re.compile(r"[a-z0-9]+")
-_QUESTION = re.compile(r"\b(?:What|Which|Who|Whom|Whose|When|Where|Why|How|Is|Are|Was|Were|Does|Do|Did|Can|In what|In which)"
-                       r"\b[^?\n\":]*\?")
 _ANSWER = re.compile(r"\bAnswer\s*:[ \t]*([^\n]*\S)", re.IGNORECASE)
-_META = frozenset({"sentence", "sentences", "question", "questions", "answer", "answers", "text", "fact", "facts",
-                   "passage", "document", "statement"})
-_QUESTION_WORDS = frozenset({"many", "much", "long", "often", "far", "old", "kind", "type", "name", "named", "called"})
-_STOP = frozenset(re.findall(r"\w+", """the a an of and or to in on at by for with from is are was were be been it
-its this that these those as which who what when where how why does did do has have had not no yes there their
-they he she his her we you i"""))
 
 
 @dataclass(frozen=True)
@@ -288,10 +281,6 @@ def document_outline(sections: list[Section], names: list[str], max_headings: in
     return text
 
 
-def content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
-
-
 def grounded(qa: QA, context: str, min_share: float = MIN_GROUNDED_SHARE) -> bool:
     """True when at least `min_share` of the answer's content words appear in the context."""
     words = content_words(qa.answer)
@@ -321,44 +310,12 @@ def grounded_pairs(text: str, context: str, taken: set[str]) -> tuple[list[QA], 
     return keep, rejects
 
 
-def _question_match(text: str) -> re.Match[str] | None:
-    return next((m for m in _QUESTION.finditer(text) if len(m.group(0).split()) >= MIN_QUESTION_WORDS), None)
-
-
-def find_question(text: str) -> str | None:
-    """The first question in a teacher's reply: a sentence that starts with a question word and ends with `?`,
-    wherever it stands (after `Question:`, a number, a quote, or a lead-in such as `What is the answer to the
-    question:`); None when the reply holds none."""
-    m = _question_match(text)
-    return " ".join(m.group(0).split()) if m else None
-
-
-def question_problem(question: str, sentence: str, context: str, topic: str) -> str | None:
-    """Why `question` cannot be asked of `sentence` (a reject reason), or None when it can: it must not talk
-    about the text itself (unless the sentence does), must share a content word with the sentence beyond the topic's (a question about the topic alone
-    only of a sentence that names it), must take most of
-    its content words from the context or the topic, and must leave something of the sentence to answer."""
-    words = [w for w in content_words(question) if w not in _QUESTION_WORDS]
-    said, known = set(content_words(sentence)), set(content_words(context)) | set(content_words(topic))
-    if any(w in _META and w not in said for w in words):
-        return "about_the_text"
-    named = set(content_words(topic))
-    specific = [w for w in words if w not in named]
-    if not words or not (any(w in said for w in specific) if specific else named <= said):
-        return "not_about_the_sentence"
-    if sum(w in known for w in words) / len(words) < MIN_GROUNDED_SHARE:
-        return "not_grounded"
-    if not said - set(content_words(question)):
-        return "answer_in_question"
-    return None
-
-
 def sentence_pair(text: str, sentence: str, context: str, topic: str) -> tuple[QA | None, str]:
     """One reply to a per-sentence prompt as a pair and its kind, or None and the reject reason. `teacher`:
     the reply's question with its own answer, grounded in the sentence, adding to the question, ended (not cut
     off by the token limit) and with no number the sentence lacks (`118` for `1186`);
     `extractive`: the reply's question answered by the sentence itself."""
-    found = _question_match(text)
+    found = question_match(text)
     if found is None:
         return None, "no_question"
     question = " ".join(found.group(0).split())
