@@ -105,8 +105,16 @@ def qa_samples(leaf: Any, pairs: list[tuple[str, str]], task: str) -> list[Any]:
 
 def datasets(args: argparse.Namespace) -> tuple[dict[str, list[Any]], list[str]]:
     """Training samples of each asked-for data set, and notes on the ones skipped."""
+    from graftlm.artifacts import read_manifest
     from graftlm.config.train import MixConfig
-    from graftlm.mix import build_phases, document_samples, read_chunks, read_samples
+    from graftlm.mix import (
+        build_phases,
+        document_samples,
+        held_out_groups,
+        read_chunks,
+        read_samples,
+        trainable_chunks,
+    )
 
     leaf, chunks = leaf_and_chunks(args.chunk_tokens)
     documents = document_samples(chunks)
@@ -131,7 +139,8 @@ def datasets(args: argparse.Namespace) -> tuple[dict[str, list[Any]], list[str]]
             if name == "pipeline-old":
                 out[name] = own
             else:
-                generated = document_samples(read_chunks(folder)) or documents
+                held = held_out_groups(read_manifest(folder))  # chunks held out by the split stay untrained
+                generated = document_samples(trainable_chunks(read_chunks(folder), held)) or documents
                 cfg = MixConfig(strategy="stacked", document_ratio=args.document_ratio)
                 out[name] = build_phases(own, cfg, documents=generated)[0][0].samples
     return out, notes

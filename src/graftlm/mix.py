@@ -219,6 +219,19 @@ def read_samples(path: Path, *, require_id: bool = True) -> list[Sample]:
     return out
 
 
+def held_out_groups(manifest: dict[str, Any] | None) -> set[str]:
+    """The source groups (`chunk:ID`) a generate manifest's split holds out for test and checkpoint selection."""
+    leaves = (manifest or {}).get("leaves") or {}
+    return {g for leaf in leaves.values() if isinstance(leaf, dict)
+            for part in ("test", "selection") for g in (leaf.get("split") or {}).get(part) or []}
+
+
+def trainable_chunks(chunks: list[dict[str, Any]], held_out: set[str]) -> list[dict[str, Any]]:
+    """The chunks whose text may be trained on: not those whose generated items are held out (their split
+    promises that no training sample shares their chunk)."""
+    return [c for c in chunks if f"chunk:{c.get('chunk_id')}" not in held_out]
+
+
 def read_chunks(generate_dir: Path) -> list[dict[str, Any]]:
     """The document chunks of a generate folder (`chunks.jsonl`); none when it has no such file."""
     path = Path(generate_dir) / "chunks.jsonl"
@@ -270,7 +283,8 @@ def run_mix(generate_dir: Path, out: Path, config: MixConfig) -> Path:
     if not samples:
         raise InputError(f"{train_file} holds no samples", hint="generate data first: `graft generate`")
     extras = [(e, read_samples(Path(e.path), require_id=False)) for e in config.extra]
-    phases, skipped = build_phases(samples, config, extras, document_samples(read_chunks(generate_dir)))
+    chunks = trainable_chunks(read_chunks(generate_dir), held_out_groups(read_manifest(generate_dir)))
+    phases, skipped = build_phases(samples, config, extras, document_samples(chunks))
     if not phases:
         raise InputError(f"no phase has data in {train_file}", hint="check the generated data's metadata `branch`")
     out.mkdir(parents=True, exist_ok=True)

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from graftlm.artifacts import read_jsonl, read_manifest, write_jsonl
+from graftlm.artifacts import read_jsonl, read_manifest, write_json, write_jsonl
 from graftlm.config.train import MixConfig
 from graftlm.errors import InputError
-from graftlm.mix import build_phases, document_copies, document_samples, read_chunks, run_mix
+from graftlm.mix import (
+    build_phases,
+    document_copies,
+    document_samples,
+    held_out_groups,
+    read_chunks,
+    run_mix,
+    trainable_chunks,
+)
 from graftlm.records import Sample
 from tests.samples import make_generate_dir, sample
 
@@ -107,3 +115,20 @@ def test_a_bad_chunk_line_names_file_and_line(tmp_path: Path) -> None:
         read_chunks(gen)
     assert e.value.location is not None and e.value.location.line == 2 and e.value.location.field == "text"
     assert read_chunks(tmp_path) == []
+
+
+def test_held_out_chunks_are_never_trained_as_document_text(tmp_path: Path) -> None:
+    """A chunk whose generated items the split holds out (test or selection) stays out of the document view."""
+    gen = make_generate_dir(tmp_path / "g")
+    leaf = next(iter(read_jsonl(gen / "train.jsonl")))["metadata"]["leaf"]
+    chunks = _chunks(4, leaf=leaf)
+    write_jsonl(gen / "chunks.jsonl", chunks)
+    manifest = read_manifest(gen) or {}
+    split = {"by": "chunk", "test": [f"chunk:{chunks[1]['chunk_id']}"], "selection": [f"chunk:{chunks[3]['chunk_id']}"]}
+    manifest.setdefault("leaves", {}).setdefault(leaf, {})["split"] = split
+    write_json(gen / "manifest.json", manifest)
+    assert held_out_groups(manifest) == {f"chunk:{chunks[1]['chunk_id']}", f"chunk:{chunks[3]['chunk_id']}"}
+    out = run_mix(gen, tmp_path / "mix", MixConfig(document_ratio=1.0))
+    trained = {r["metadata"]["chunk_id"] for r in read_jsonl(out / "knowledge-1.jsonl") if r["metadata"]["task"] == "document"}
+    assert trained == {chunks[0]["chunk_id"], chunks[2]["chunk_id"]}
+    assert trainable_chunks(chunks, set()) == chunks
