@@ -27,6 +27,7 @@ RECIPE = """teacher:
   max_in_flight: 2
 generate:
   samples_per_leaf: 10
+  facts: "off"
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,16 +49,20 @@ def test_the_estimate_counts_the_requests_of_facts_mode_as_generation_makes_them
     """Knowledge in facts mode: no per-chunk Q&A calls, one request per fact and view kind, one per chunk
     view; the count equals the requests a fake-teacher run makes for the same leaf."""
     from graftlm.generate.run import run_generate
+    from graftlm.taxonomy.docrepo import prepare_local_documents
     from graftlm.taxonomy.load import load_taxonomy
 
-    root = Path(__file__).resolve().parents[2] / "examples" / "taxonomy"
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    shutil.copytree(examples, tmp_path / "examples", ignore=shutil.ignore_patterns("documents-repo"))
+    root = tmp_path / "examples" / "taxonomy"
+    prepare_local_documents(root)  # as `graft run` does: the leaf's document repository from its folder
     leaf = next(leaf for leaf in load_taxonomy(root) if leaf.is_knowledge)
     gen = {"facts": "sentences", "aux_tasks": ["atomic_facts"], "judge_knowledge": False,
            "views": {"qa": 0, "question": 1, "reverse_qa": 1, "paraphrase": 0, "relations": 1, "rewrites": ["faq"]}}
     recipe = recipe_from_dict({"teacher": {"model": "fake"}, "generate": gen})
-    est = plan.estimate_leaf(leaf, recipe)
+    out = run_generate(root, tmp_path / "gen", recipe, leaves=[leaf], progress=False)  # fetches the documents
+    manifest = json.loads((out / "manifest.json").read_text())
+    est = plan.estimate_leaf(leaf, recipe)  # the plan reads documents already fetched
     assert est.coverage is not None
     assert est.calls == est.coverage.facts * 2 + est.chunks * 3  # question + reverse_qa; relation, faq, aux
-    out = run_generate(root, tmp_path / "gen", recipe, leaves=[leaf], progress=False)
-    manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["calls"]["teacher"]["requests"] == est.calls
