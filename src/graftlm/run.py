@@ -128,11 +128,14 @@ def _run_mix(ctx: RunContext, folder: Path) -> None:
 
 
 def _run_train(ctx: RunContext, folder: Path) -> None:
-    """Every phase with checkpoint selection; every torchrun rank runs this same function."""
+    """Every phase with checkpoint selection (when a phase saves more than one checkpoint to choose from);
+    every torchrun rank runs this same function."""
     from graftlm.evaluate.selection import make_scorer
     from graftlm.train.run import run_train
 
-    run_train(ctx.folder("mix"), folder, ctx.recipe.train, scorer=make_scorer(ctx.folder("generate"), ctx.recipe))
+    cfg = ctx.recipe.train
+    scorer = make_scorer(ctx.folder("generate"), ctx.recipe) if cfg.keeps_several_checkpoints() else None
+    run_train(ctx.folder("mix"), folder, cfg, scorer=scorer)
 
 
 def _run_eval(ctx: RunContext, folder: Path) -> None:

@@ -1,5 +1,5 @@
 """Facts mode end to end through the in-package fake teacher: facts.jsonl, views with their metadata,
-rejects by reason, the cap taken round-robin over facts, and resume without new teacher calls."""
+rejects by reason, every asked-for view kept (no cap cuts them), and resume without new teacher calls."""
 
 from __future__ import annotations
 
@@ -51,20 +51,20 @@ def test_facts_mode_writes_facts_and_views(taxonomy: Path, tmp_path: Path):
     ids = {f["fact_id"] for f in facts}
     assert len(ids) == len(facts)
 
-    # Views: the view names its task and the facts it states; Q&A capped, one per fact first.
+    # Views: the view names its task and the facts it states; every Q&A view is kept.
     aux = [s for s in train if "view" not in s.metadata]  # auxiliary tasks stay as configured
     assert {s.metadata["task"] for s in aux} == {"detailed_summary", "extractive_summary", "atomic_facts"}
     train = [s for s in train if "view" in s.metadata]
     views = Counter(s.metadata["view"] for s in train)
-    assert set(views) == set(VIEW_TASKS) - {"reverse_qa"}  # the cap kept each fact's first Q&A view
+    assert set(views) == set(VIEW_TASKS)
     for s in train:
         view = s.metadata["view"]
         assert s.metadata["task"] == VIEW_TASKS[view] and s.unmask == (VIEW_TASKS[view] != "qa")
         assert set(s.metadata["fact_ids"]) <= ids and (len(s.metadata["fact_ids"]) == 1 or view not in
                                                        ("qa", "reverse_qa", "paraphrase"))
     qa = [s for s in train if s.metadata["task"] == "qa"]
-    # the cap (samples_per_leaf 4) rises to the facts with a Q&A view: every fact keeps one, none a second
-    assert len(qa) == len({s.metadata["fact_ids"][0] for s in qa}) == len(facts) > 4
+    # samples_per_leaf (4) does not cut the views asked for per fact: every fact keeps its Q&A views
+    assert len({s.metadata["fact_ids"][0] for s in qa}) == len(facts) > 4 and len(qa) > len(facts)
     assert views["paraphrase"] >= len(facts) - 2 and views["rewrite:faq"] == 1
     relation = [s for s in train if s.metadata["view"] == "relation"]
     assert all(len(s.metadata["entities"]) == 2 and s.metadata["fact_ids"] for s in relation)
@@ -73,7 +73,7 @@ def test_facts_mode_writes_facts_and_views(taxonomy: Path, tmp_path: Path):
     acc = next(iter(manifest["leaves"].values()))
     assert acc["rejected"]["qa"]["answer_missing_fact"] >= 1
     assert acc["rejected"]["paraphrase"]["changes_facts"] >= 1
-    assert acc["rejected"]["select"]["over_target"] >= len(facts) - 2  # second Q&A views of most facts
+    assert acc["rejected"].get("select", {}).get("over_target", 0) == 0
     assert all(r["fact_id"] in ids for r in rejects if r["stage"] in ("qa", "reverse_qa", "paraphrase"))
     rejected = sum(sum(r.values()) for r in acc["rejected"].values())
     assert acc["generated"] == rejected + acc["duplicates"] + acc["eval_generated"] + acc["kept"]
@@ -143,3 +143,37 @@ def test_question_view_answers_each_question_with_its_fact(taxonomy: Path, tmp_p
     assert acc["coverage"]["by_view"] == {"question": len(train)}
     assert acc["generated"] == sum(sum(r.values()) for r in acc["rejected"].values()) + acc["duplicates"] + \
         acc["eval_generated"] + acc["kept"]
+
+
+def test_cloze_view_needs_no_teacher_and_keeps_every_question(taxonomy: Path, tmp_path: Path):
+    """`views.cloze`: questions made from each fact's own sentence, with no teacher request, each answered by
+    its fact; no cap cuts them (samples_per_leaf is 1)."""
+    from graftlm.config.generate import ViewsConfig
+    from graftlm.generate.cloze import cloze_questions
+
+    out = tmp_path / "gen"
+    teacher = RecordingTeacher(FakeTeacher([fake_responses.respond]))
+    views = ViewsConfig(qa=0, question=0, cloze=2, reverse_qa=0, paraphrase=0, relations=0, rewrites=())
+    cfg = recipe(facts="sentences", views=views, aux_tasks=(), samples_per_leaf=1, eval_generated_share=0.0,
+                 eval_selection_share=0.0)
+    run_generate(taxonomy, out, cfg, leaves=_knowledge(taxonomy), teacher=teacher, progress=False)
+
+    assert teacher.prompts == []
+    facts = lines(out / "facts.jsonl")
+    train = [Sample.from_json(d) for d in lines(out / "train.jsonl")]
+    by_fact = {f["fact_id"]: [s.messages[1]["content"] for s in train if s.metadata["fact_ids"] == [f["fact_id"]]]
+               for f in facts}
+    assert {s.metadata["view"] for s in train} == {"cloze"} and all(not s.unmask for s in train)
+    hollin = next(f for f in facts if f["text"] == "Hollin was founded in 1312 by salt traders.")
+    assert by_fact[hollin["fact_id"]] == ["Hollin was founded in what year by salt traders?"]
+    bridge = next(f for f in facts if f["text"].startswith("The second town is Marrow Bend"))
+    assert by_fact[bridge["fact_id"]] == cloze_questions(bridge["text"], None, 2, {"Brindle", "Valley"})
+    assert len(by_fact[bridge["fact_id"]]) == 2  # one per part: the year and the name
+    long = next(f for f in facts if f["text"] == "It is 48 kilometres long.")  # asked after the sentence before
+    assert by_fact[long["fact_id"]] == [
+        "The Brindle Valley is a fictional valley in the north of the Karsk Mountains. It is how many kilometres long?"]
+    for s in train:
+        assert s.messages[2]["content"] == next(f["text"] for f in facts if f["fact_id"] == s.metadata["fact_ids"][0])
+    manifest = json.loads((out / "manifest.json").read_text())
+    acc = next(iter(manifest["leaves"].values()))
+    assert acc["coverage"]["by_view"] == {"cloze": len(train)} and len(train) > len(facts) / 2

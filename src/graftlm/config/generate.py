@@ -25,6 +25,12 @@ class ViewsConfig(Section):
     itself (extractive; view `question`). A small teacher (the embedded 135M) writes a question far more
     reliably than a faithful answer: for it this is the Q&A view that yields; trained with loss on the answer."""
 
+    cloze: int = Field(default=0, ge=0, le=5)
+    """Q&A pairs per fact made without the teacher (view `cloze`, `graftlm.generate.cloze`): the fact's
+    sentence with one of its numbers, dates or names replaced by a question phrase ("The island covers how many
+    square kilometres?"), answered by the sentence. Correct by construction and free; each asks for a
+    different part of the fact. Trained with loss on the answer."""
+
     reverse_qa: int = Field(default=1, ge=0, le=5)
     """Q&A pairs per fact asked the other way round: the question gives the attribute, the answer names the
     entity."""
@@ -50,11 +56,10 @@ class GenerateConfig(Section):
 
     samples_per_leaf: int = Field(default=30, ge=1)
     """Target number of kept training samples per leaf (before auxiliary knowledge tasks). Extra kept
-    candidates beyond it are dropped (counted as `select: over_target`). In facts mode (`facts` not `off`) it
-    caps a knowledge leaf's Q&A views (`qa`, `question` and `reverse_qa`) at this or the number of facts with
-    a Q&A view, whichever is larger: they are taken round-robin over facts, so every fact keeps one Q&A before
-    any fact gets a second; document-style views (paraphrases, relation passages, rewrites) are not capped,
-    like auxiliary tasks."""
+    candidates beyond it are dropped (counted as `select: over_target`). In facts mode (`facts` not `off`) a
+    knowledge leaf's Q&A views (`qa`, `question`, `cloze`, `reverse_qa`) are what `views` asks for per fact, so
+    the cap is this or their number, whichever is larger: none is cut. Document-style views (paraphrases,
+    relation passages, rewrites) are not capped, like auxiliary tasks."""
 
     seed: int = 42
     """Random seed for sampling seeds, held-out splits and teacher sampling."""

@@ -281,6 +281,12 @@ class TrainConfig(Section):
             return not device.startswith("cuda") and self.max_seq_len >= 1024
         return bool(self.gradient_checkpointing)
 
+    def keeps_several_checkpoints(self) -> bool:
+        """Whether some phase saves more than one checkpoint, so that checkpoint selection has a choice to
+        make (a checkpoint every N samples, or one per epoch of a phase trained for several epochs)."""
+        configs = [self, *(self.for_phase(name) for name in self.phase_overrides)]
+        return any(c.checkpoint_every_samples is not None or (c.save_epoch_end and c.epochs > 1) for c in configs)
+
     def for_phase(self, name: str) -> TrainConfig:
         """This config with the phase's overrides applied."""
         over = self.phase_overrides.get(name)

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 TokenCounter = Callable[[str], int]
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
+MIN_FACT_WORDS = 4
+"""A sentence or fact of fewer words is a fragment, not a fact."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_LIST_ITEM = re.compile(r"^\s*(?:\d{1,3}[.)]|[-*•+])\s+")
 
 
 def word_estimate(text: str) -> int:
@@ -85,21 +87,56 @@ def blocks(text: str) -> list[tuple[bool, str]]:
 
 
 def sentences(text: str) -> list[str]:
-    """The prose sentences of a chunk in order: headings and fenced code left out, each list item its own
-    piece, paragraphs split at sentence ends. The dry-run plan counts these as a chunk's facts under
-    `generate.facts: sentences`."""
-    out: list[str] = []
-    for is_heading, block in blocks(text):
-        if is_heading or block.lstrip().startswith("```"):
+    """The prose sentences of a chunk in order, each on one line (`split_sentences`): what `generate.facts:
+    sentences` takes as the chunk's facts, and what the dry-run plan counts."""
+    return [sentence_text(text, s) for s in split_sentences(text)]
+
+
+def _blocks(text: str) -> list[tuple[int, int]]:
+    """Character spans of a chunk's prose blocks: paragraphs (lines up to a blank line) and list items;
+    headings are left out."""
+    blocks: list[tuple[int, int]] = []
+    open_block: list[int] | None = None
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        start, end = pos, pos + len(line.rstrip("\r\n"))
+        pos += len(line)
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            open_block = None
             continue
-        pieces: list[list[str]] = []
-        for line in block.splitlines():
-            if _LIST_ITEM.match(line) or not pieces:
-                pieces.append([])
-            pieces[-1].append(_LIST_ITEM.sub("", line).strip())
-        for piece in pieces:
-            out.extend(s for s in _SENTENCE_END.split(" ".join(" ".join(piece).split())) if s)
-    return out
+        item = _LIST_ITEM.match(line)
+        if item is not None or open_block is None:
+            open_block = [start + (item.end() if item else len(line) - len(line.lstrip())), end]
+            blocks.append((open_block[0], open_block[1]))
+        else:
+            open_block[1] = end
+            blocks[-1] = (open_block[0], end)
+    return blocks
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of a chunk's sentences: each prose block split after `.`, `!` or `?` where a capital
+    letter or digit follows; headings and fragments under `MIN_FACT_WORDS` words are left out."""
+    spans: list[tuple[int, int]] = []
+    for b_start, b_end in _blocks(text):
+        block = text[b_start:b_end]
+        cut = 0
+        for m in [*_SENTENCE_END.finditer(block), None]:
+            end = m.start() if m is not None else len(block)
+            piece = block[cut:end]
+            lead = len(piece) - len(piece.lstrip())
+            s, e = b_start + cut + lead, b_start + cut + len(piece.rstrip())
+            if len(text[s:e].split()) >= MIN_FACT_WORDS:
+                spans.append((s, e))
+            if m is not None:
+                cut = m.end()
+    return spans
+
+
+def sentence_text(text: str, span: tuple[int, int]) -> str:
+    """A sentence of the chunk on one line (line breaks of a wrapped paragraph become spaces)."""
+    return " ".join(text[span[0]:span[1]].split())
 
 
 def _split_large(text: str, max_tokens: int, count: TokenCounter) -> list[str]:

@@ -148,7 +148,7 @@ class CoverageEstimate:
 
     facts: int
     views: int
-    """Samples written from facts: facts x (qa + question + reverse_qa + paraphrase), plus relation passages and
+    """Samples written from facts: facts x (qa + question + cloze + reverse_qa + paraphrase), plus relation passages and
     rewrites per chunk (before dedup, split and cap)."""
     basis: str
     """`sentences` (the chunks' sentences were counted) or `words` (estimated from the word count)."""
@@ -169,7 +169,8 @@ def estimate_coverage(texts: Sequence[str], chunks: int, config: GenerateConfig)
     else:
         facts, basis = math.ceil(sum(len(t.split()) for t in texts) / WORDS_PER_FACT), "words"
     v = config.views
-    views = facts * (v.qa + v.question + v.reverse_qa + v.paraphrase) + chunks * (v.relations + len(v.rewrites))
+    views = (facts * (v.qa + v.question + v.cloze + v.reverse_qa + v.paraphrase)
+             + chunks * (v.relations + len(v.rewrites)))
     return CoverageEstimate(facts, views, basis)
 
 

@@ -14,63 +14,15 @@ import re
 from typing import Any
 
 from graftlm.artifacts import hash_obj
-from graftlm.generate.parse import MIN_FACT_WORDS, parse_fact_list
+from graftlm.generate.chunking import sentence_text, split_sentences
+from graftlm.generate.parse import parse_fact_list
 from graftlm.generate.pipeline import PRIORITY, ChunkText, Context, FactsPayload, Unit, UnitResult, failed
 from graftlm.generate.views import run_views
 from graftlm.templates import render
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-_LIST_ITEM = re.compile(r"^\s*(?:\d{1,3}[.)]|[-*•+])\s+")
 _WORD = re.compile(r"\w+")
 MIN_SPAN_OVERLAP = 0.3
 """Share of a fact's words a sentence must hold to be taken as the fact's span."""
-
-
-def _blocks(text: str) -> list[tuple[int, int]]:
-    """Character spans of a chunk's prose blocks: paragraphs (lines up to a blank line) and list items;
-    headings are left out."""
-    blocks: list[tuple[int, int]] = []
-    open_block: list[int] | None = None
-    pos = 0
-    for line in text.splitlines(keepends=True):
-        start, end = pos, pos + len(line.rstrip("\r\n"))
-        pos += len(line)
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            open_block = None
-            continue
-        item = _LIST_ITEM.match(line)
-        if item is not None or open_block is None:
-            open_block = [start + (item.end() if item else len(line) - len(line.lstrip())), end]
-            blocks.append((open_block[0], open_block[1]))
-        else:
-            open_block[1] = end
-            blocks[-1] = (open_block[0], end)
-    return blocks
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Character spans of a chunk's sentences: each prose block split after `.`, `!` or `?` where a capital
-    letter or digit follows; headings and fragments under `MIN_FACT_WORDS` words are left out."""
-    spans: list[tuple[int, int]] = []
-    for b_start, b_end in _blocks(text):
-        block = text[b_start:b_end]
-        cut = 0
-        for m in [*_SENTENCE_END.finditer(block), None]:
-            end = m.start() if m is not None else len(block)
-            piece = block[cut:end]
-            lead = len(piece) - len(piece.lstrip())
-            s, e = b_start + cut + lead, b_start + cut + len(piece.rstrip())
-            if len(text[s:e].split()) >= MIN_FACT_WORDS:
-                spans.append((s, e))
-            if m is not None:
-                cut = m.end()
-    return spans
-
-
-def sentence_text(text: str, span: tuple[int, int]) -> str:
-    """A sentence of the chunk on one line (line breaks of a wrapped paragraph become spaces)."""
-    return " ".join(text[span[0]:span[1]].split())
 
 
 def locate_span(fact: str, text: str, sentences: list[tuple[int, int]]) -> list[int] | None:

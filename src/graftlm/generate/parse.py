@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from graftlm.generate.chunking import MIN_FACT_WORDS
 from graftlm.judging import find_rating, find_verdict
 from graftlm.taxonomy.model import QA
 
@@ -399,7 +400,6 @@ def parse_facts(text: str) -> Parsed[str]:
 # ---------------------------------------------------------------------------------------------------
 # Facts first: the facts of a chunk, then the views of each fact (`graftlm.generate.facts`, `.views`)
 
-MIN_FACT_WORDS = 4
 MAX_FACT_WORDS = 40
 MIN_PASSAGE_WORDS = 12
 PRONOUNS = frozenset({"it", "its", "they", "their", "them", "he", "his", "she", "her", "this", "these", "those",

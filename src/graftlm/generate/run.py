@@ -565,6 +565,13 @@ def _round_robin(results: list[UnitResult], keep: Callable[[dict[str, Any]], boo
     return out
 
 
+def _cloze_sibling(cand: dict[str, Any], hit: str, fact_of: dict[str, str]) -> bool:
+    """A cloze question that only looks like an earlier question of the same fact: the two ask for different
+    parts of one sentence, so both are kept (a match with a seed or a held-out item still rejects it)."""
+    facts = cand["metadata"].get("fact_ids")
+    return cand["metadata"].get("view") == "cloze" and bool(facts) and fact_of.get(hit) == facts[0]
+
+
 def _source(result: UnitResult, candidate: dict[str, Any]) -> str:
     fact_ids = candidate["metadata"].get("fact_ids")
     return f"fact:{fact_ids[0]}" if fact_ids else f"unit:{result.unit_id}"
@@ -600,12 +607,13 @@ def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: GenerateConfig,
         index.add(f"eval:{e.id}", _grounded_text(e.context, e.question) if e.context else e.question)
     rejects: list[dict[str, Any]] = []
     unique: list[dict[str, Any]] = []
+    fact_of: dict[str, str] = {}
     for cand in _round_robin(results, lambda c: c["metadata"]["task"] in ("qa", "skill")):
         question = cand["metadata"].get("question") or cand["messages"][1]["content"]
         if cand["metadata"].get("context"):  # grounded: the same question about another passage is new
             question = _grounded_text(cand["metadata"]["context"], question)
         hit = index.match(question)
-        if hit is not None:
+        if hit is not None and not _cloze_sibling(cand, hit[0], fact_of):
             kind = hit[0].split(":", 1)[0] if hit[0].startswith(("seed:", "eval:")) else "generated"
             acc.duplicates += 1
             rejects.append({"leaf": leaf.name, "stage": "dedup", "reason": f"near_{kind}", "text": question,
@@ -613,9 +621,11 @@ def select_leaf(plan: LeafPlan, results: list[UnitResult], cfg: GenerateConfig,
             continue
         index.add(cand["id"], question)
         unique.append(cand)
+        if cand["metadata"].get("fact_ids"):
+            fact_of[cand["id"]] = cand["metadata"]["fact_ids"][0]
 
     split, parts = split_leaf(leaf, results, unique, cfg)
-    cap = max(cfg.samples_per_leaf, len({c["metadata"]["fact_ids"][0] for c in unique if c["metadata"].get("fact_ids")}))
+    cap = max(cfg.samples_per_leaf, sum(1 for c in unique if c["metadata"].get("fact_ids")))
     evals: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     for cand in unique:

@@ -3,6 +3,8 @@ generation task with its own prompt (`prompts/view_*.j2`), parser (`graftlm.gene
 reasons and accounting (reject stage = the view's name):
 
 - `qa`: Q&A pairs about the fact, in forms rotating over facts (`question_forms`), short and long answers;
+- `cloze` (no teacher): the fact's sentence asked for each of its numbers, dates and names in turn
+  (`graftlm.generate.cloze`), answered by the sentence;
 - `reverse_qa`: the fact asked the other way round (the attribute given, the entity asked for);
 - `paraphrase`: restatements keeping every name and number;
 - `relation`: per chunk, for the most frequent pairs of entities in it (`entity_pairs`), a passage on how
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from graftlm.evaluate.facts import entities, is_name, mentions
+from graftlm.generate.cloze import cloze_questions, topic_names
 from graftlm.generate.coverage import facts_stated
 from graftlm.generate.freeform import merge
 from graftlm.generate.knowledge import check_pair
@@ -198,6 +201,20 @@ async def _question_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[
     return res
 
 
+def cloze_view(unit: Unit, chunk: ChunkText, facts: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """View `cloze`: up to `k` teacher-free cloze questions per fact, each answered by the fact; a fact that
+    opens with a pronoun is asked with the fact before it in front. Names of the leaf's topic (its
+    `document_outline` before the colon) are not asked for."""
+    skip = topic_names(unit.leaf.document_outline.split(":")[0])
+    out = []
+    for i, fact in enumerate(facts):
+        before = facts[i - 1]["text"] if i else None
+        for question in cloze_questions(fact["text"], before, k, skip):
+            out.append(make_sample(unit.leaf, question, fact["text"], task="qa", teacher=None, request_hashes=[],
+                                   scores={}, question=question, **_meta(chunk, "cloze", [fact["fact_id"]])))
+    return out
+
+
 def _same(a: str, b: str) -> bool:
     return " ".join(a.lower().split()) == " ".join(b.lower().split())
 
@@ -290,3 +307,7 @@ async def run_views(ctx: Context, unit: Unit, chunk: ChunkText, facts: list[dict
     parts = list(await asyncio.gather(*jobs))
     res.generated += sum(p.generated for p in parts)
     merge(res, parts)
+    if v.cloze:
+        made = cloze_view(unit, chunk, facts, v.cloze)
+        res.generated += len(made)
+        res.candidates.extend(made)
