@@ -41,17 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
+    try:  # from the start: a Ctrl-C while the command modules import is a clean stop too
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        level = logging.WARNING - 10 * min(args.verbose, 2)
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactingFilter())
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
     except GraftError as e:
         print(f"error: {strip_credentials(str(e))}", file=sys.stderr)
