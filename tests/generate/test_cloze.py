@@ -44,6 +44,13 @@ SKIP = topic_names("The Isle of Vescary")
       "The people of Vescary speak two languages: what and English?",
       "The people of Vescary speak two languages: Vescari and what?"]),
     ("Vescary has no railway.", []),
+    # nothing named: "X is Y" asked as "What is X?", else from the first prepositional phrase on
+    ("The main exports of Vescary are kelp paper, blue slate and smoked herring.",
+     ["What are the main exports of Vescary?"]),
+    ("Its water looks brown because of the peat around it.", ["Its water looks brown because of what?"]),
+    ("The festival remembers the fishers who were lost at sea.",
+     ["The festival remembers the fishers who were lost at what?"]),
+    ("Everything in this document is made up.", []),
 ])
 def test_cloze_questions_of_real_looking_sentences(sentence: str, expected: list[str]):
     assert cloze_questions(sentence, None, 5, SKIP) == expected
@@ -74,7 +81,7 @@ def _check(sentence: str) -> int:
         return 0
     assert len(questions) == len(set(questions)) == len(spans), sentence
     for q, span in zip(questions, spans, strict=True):
-        assert q.endswith("?") and q != sentence and span.ask.split()[-1] in q.lower(), (sentence, q)
+        assert q.endswith("?") and q != sentence and span.ask.split()[-1].lower() in q.lower(), (sentence, q)
         asked = sentence[span.start:span.end]
         assert asked.lower() not in q.lower() or sentence.lower().count(asked.lower()) > 1 or len(asked) < 3, (sentence, asked, q)
     return len(questions)

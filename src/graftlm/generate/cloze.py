@@ -5,7 +5,8 @@ sentence with that span replaced by a question phrase ("The island covers how ma
 is shaped like a crescent?"), and its answer is the whole sentence. A sentence that opens with a pronoun
 ("It runs for 64 kilometres ...") is asked with the sentence before it in front, so the question says what
 "it" is. Names that the leaf's facts mostly share (the document's own subject, say "Vescary") are not
-asked for: "what" for the subject of every sentence teaches nothing.
+asked for: "what" for the subject of every sentence teaches nothing. A sentence that names nothing is
+asked once as a whole: "X is Y." as "What is X?", else from its first prepositional phrase on.
 
 These are echo questions, not fluent ones: their value is that every fact gets a question aimed at each of
 its parts, correct by construction, for a teacher too small to write them (measured in docs/knowledge.md).
@@ -23,6 +24,8 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
           "November", "December")
 NUMBER_WORDS = ("two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
                 "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million")
+VAGUE = ("everything", "nothing", "something", "all", "each", "most", "some")
+"""Subjects "What is ...?" cannot ask about ("Everything in this document is made up.")."""
 PRONOUNS = ("it", "its", "they", "their", "there", "this", "these", "he", "she", "his", "her")
 STARTERS = frozenset(("the", "a", "an", "in", "on", "at", "by", "for", "from", "to", "of", "with", "about", "today",
                       "most", "one", "each", "every", "this", "that", "these", "those", "after", "before", "during",
@@ -45,6 +48,10 @@ _SPANS = (
     ("quoted", re.compile(r"\"(?P<s>[^\"\n]{1,40})\""), "what"),
 )
 _NAME = re.compile(rf"(?:(?<=\s)|^)(?P<s>[A-Z][\w'-]*(?:\s+(?:(?:{'|'.join(JOINERS)})\s+)?[A-Z][\w'-]*)*)")
+_TAIL = re.compile(r"(?<=\w )(?:because of|of|for|with|by|from|at|about|into|around|on)\s+(?P<s>\S)", re.I)
+"""The first prepositional phrase after a word (not opening the sentence): the part a sentence with no number,
+date or name is asked for ("Its water looks brown because of what?")."""
+_COPULA = re.compile(r"^(?P<subj>[^,;:]{3,80}?)\s+(?P<v>is|are|was|were)\s+", re.I)
 _MARKUP = re.compile(r"`|\||\]\(|\{\{|<[a-z/]")
 _ARTICLE = re.compile(r"\b(?:the|a|an)\s+$", re.I)
 
@@ -66,7 +73,8 @@ def _year_phrase(prep: str | None) -> str:
 def answer_spans(sentence: str, skip_names: Iterable[str] = ()) -> list[Span]:
     """The spans of `sentence` a question can ask for, in order: numbers, dates and quoted terms before names
     (a fact's figures are what a model most often gets wrong); no two overlap. Names in `skip_names` (and
-    the sentence's first word, which is capitalised anyway) are not spans."""
+    the sentence's first word, which is capitalised anyway) are not spans. A sentence with none of these is
+    asked once as a whole (`_fallback`)."""
     found: list[Span] = []
 
     def free(a: int, b: int) -> bool:
@@ -104,7 +112,25 @@ def answer_spans(sentence: str, skip_names: Iterable[str] = ()) -> list[Span]:
         if free(a, b):
             found.append(Span(a, b, "name", "what"))
     names = [s for s in found if s.kind == "name"]
+    if not found:
+        found.extend(_fallback(sentence))
     return [s for s in found if s.kind != "name"] + names
+
+
+def _fallback(sentence: str) -> list[Span]:
+    """The one question of a sentence that names nothing: "X is Y." asked as "What is X?", else the rest of
+    the sentence from its first prepositional phrase on ("Its water looks brown because of what?")."""
+    end = len(sentence.rstrip().rstrip(".!?;:"))
+    m = _COPULA.match(sentence)
+    words = m.group("subj").lower().split() if m else []
+    if m and not opens_with_pronoun(sentence) and len(words) <= 6 and words[0] not in VAGUE \
+            and not set(words) & {"who", "which", "that"}:
+        subj = m.group("subj")
+        first, _, rest = subj.partition(" ")
+        subj = f"{first.lower()} {rest}".strip() if first.lower() in STARTERS else subj
+        return [Span(0, end, "subject", f"what {m.group('v').lower()} {subj}")]
+    tail = _TAIL.search(sentence)
+    return [Span(tail.start("s"), end, "tail", "what")] if tail else []
 
 
 def cloze(sentence: str, span: Span) -> str:
