@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from graftlm.config import recipe_from_dict
+from graftlm.config import load_recipe, recipe_from_dict
 from graftlm.errors import ConfigError
 
 
@@ -27,3 +29,16 @@ def test_settings_that_fit_pass() -> None:
                                       "max_seq_len": 1024, "max_tokens_per_row": 1024, "attention": "sdpa",
                                       "device": "cpu", "phase_overrides": {"skills": {"learning_rate": 2e-5}}}}).train
     assert cfg.for_phase("skills").learning_rate == 2e-5 and cfg.min_lr == 1e-5
+
+
+def test_checkpoint_selection_has_a_choice_only_with_several_checkpoints():
+    """`graft run` builds a checkpoint scorer only when some phase keeps more than one checkpoint."""
+    from graftlm.config.train import TrainConfig
+
+    assert TrainConfig(epochs=3).keeps_several_checkpoints()  # one per epoch end
+    assert not TrainConfig(epochs=3, save_epoch_end=False).keeps_several_checkpoints()  # only the last
+    assert not TrainConfig(epochs=1).keeps_several_checkpoints()
+    assert TrainConfig(epochs=1, checkpoint_every_samples=8).keeps_several_checkpoints()
+    assert TrainConfig(epochs=1, phase_overrides={"skills": {"epochs": 2}}).keeps_several_checkpoints()
+    demo = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "cpu-demo.yaml")
+    assert not demo.train.keeps_several_checkpoints() and demo.generate.eval_selection_share == 0
