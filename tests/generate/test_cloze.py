@@ -113,3 +113,26 @@ def test_context_sentences_of_the_real_corpus(corpus_dir: Path):
     asked = [s for s in sentences if _check(s)]
     with_figure = [s for s in sentences if re.search(r"\d", s) and not re.search(r"`|\||\]\(|<|\{", s)]
     assert len([s for s in with_figure if s in asked]) >= 0.8 * len(with_figure)
+
+
+def test_two_cloze_questions_of_one_fact_are_kept_though_they_look_alike():
+    """Dedup would call the two month questions of one sentence near-duplicates; the select step keeps a cloze
+    question whose only match is a question of the same fact, and still rejects one that matches another fact's."""
+    from graftlm.config.generate import GenerateConfig
+    from graftlm.generate.dedup import NearDuplicateIndex
+    from graftlm.generate.run import _cloze_sibling
+
+    sentence = "The average temperature is 17 degrees Celsius in July and 4 degrees Celsius in January."
+    first, second = cloze_questions(sentence, None, 2, SKIP)
+    index = NearDuplicateIndex(GenerateConfig().dedup_threshold)
+    index.add("c1", first)
+    hit = index.match(second)
+    assert hit is not None and hit[0] == "c1"  # without the rule the second question would be dropped
+
+    def cand(view: str, fact: str) -> dict:
+        return {"metadata": {"view": view, "fact_ids": [fact]}}
+
+    assert _cloze_sibling(cand("cloze", "f1"), "c1", {"c1": "f1"})
+    assert not _cloze_sibling(cand("cloze", "f2"), "c1", {"c1": "f1"})  # another fact's question: a duplicate
+    assert not _cloze_sibling(cand("question", "f1"), "c1", {"c1": "f1"})  # only cloze questions are exempt
+    assert not _cloze_sibling(cand("cloze", "f1"), "seed:0", {"c1": "f1"})  # a seed match always rejects
