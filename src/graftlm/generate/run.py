@@ -58,7 +58,7 @@ from graftlm.generate.pipeline import (
     candidates_per_leaf,
 )
 from graftlm.generate.pool import RequestPool
-from graftlm.generate.split import TRAIN, SplitPlan, group_of, per_item_parts, plan_split
+from graftlm.generate.split import SELECTION, TEST, TRAIN, SplitPlan, group_of, per_item_parts, plan_split
 from graftlm.records import EvalItem
 from graftlm.taxonomy.model import Leaf, LeafType
 from graftlm.teacher.base import Teacher
@@ -542,12 +542,16 @@ def nothing_kept(out: Path, warnings: list[str], generated: int) -> StageError:
     )
 
 
+FACT_PART = {TEST: "eval", SELECTION: SELECTION}
+"""A fact's `part` in facts.jsonl by its chunk's split part (the reported test part is called `eval` there)."""
+
+
 def leaf_facts(results: list[UnitResult], threshold: float, split: dict[str, Any]) -> list[dict[str, Any]]:
     """A leaf's facts (facts mode) deduplicated across its chunks, each with its chunk's split part
     (`train`, `eval` for the reported test part, `selection`)."""
-    parts = {g.split(":", 1)[1]: part for part, key in (("eval", "test"), ("selection", "selection"))
-             for g in split.get(key, [])}
-    return dedup_facts([f for r in results for f in r.facts], threshold, lambda chunk_id: parts.get(chunk_id, "train"))
+    plan = SplitPlan.from_json(split)
+    return dedup_facts([f for r in results for f in r.facts], threshold,
+                       lambda chunk_id: FACT_PART.get(plan.part(f"chunk:{chunk_id}"), TRAIN))
 
 
 def _round_robin(results: list[UnitResult], keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:

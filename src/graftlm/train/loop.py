@@ -101,9 +101,9 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return [int(i) for i in torch.randperm(n, generator=g)]
 
 
-def _bfloat16(cfg: TrainConfig, dist: Dist) -> bool:
+def _bfloat16(cfg: TrainConfig, device: str) -> bool:
     """Whether training computes in bfloat16 (`dtype: bfloat16`, or `auto` on CUDA)."""
-    return cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and dist.device.startswith("cuda"))
+    return cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and device.startswith("cuda"))
 
 
 def _load_model(folder: Path, cfg: TrainConfig, dist: Dist) -> Any:
@@ -137,8 +137,7 @@ def _add_lora(model: Any, cfg: TrainConfig) -> Any:
 def _autocast(cfg: TrainConfig, device: str) -> Any:
     import torch
 
-    use_bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and device.startswith("cuda"))
-    if not use_bf16:
+    if not _bfloat16(cfg, device):
         return nullcontext()
     return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
 
@@ -254,7 +253,7 @@ def train_phase(spec: PhaseSpec, cfg: TrainConfig, dist: Dist, *, scorer: Scorer
         anchor_pairs = anchors(model, base) if cfg.decay_to_base else None
         if not cfg.kl_to_base:
             base = None  # the anchors hold the weights; the model itself is not run
-        elif not cfg.decay_to_base and _bfloat16(cfg, dist):
+        elif not cfg.decay_to_base and _bfloat16(cfg, dist.device):
             base = base.to(torch.bfloat16)  # only run forward under bfloat16 autocast: half the memory
 
     params = [p for p in model.parameters() if p.requires_grad]
