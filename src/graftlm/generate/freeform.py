@@ -20,6 +20,7 @@ from graftlm.generate.pipeline import (
     failed,
     make_sample,
 )
+from graftlm.generate.questions import question_key
 from graftlm.judging import RATING_3, YES_NO, ChoiceVerdict, Scale
 from graftlm.templates import render
 
@@ -140,7 +141,7 @@ def collect_questions(res: UnitResult, texts: list[str], request_hash: str) -> l
         res.generated += len(parsed.items) + len(parsed.rejects)
         res.reject_parse("questions", parsed.rejects, request_hash=request_hash)
         for q in parsed.items:
-            key = " ".join(q.lower().split())
+            key = question_key(q)
             if key in seen:
                 res.reject("questions", "repeated", q)
             else:

@@ -21,6 +21,7 @@ from graftlm.generate.pipeline import (
     failed,
     make_sample,
 )
+from graftlm.generate.questions import question_key
 from graftlm.taxonomy.model import QA
 from graftlm.templates import render
 
@@ -62,7 +63,7 @@ async def run_knowledge_unit(ctx: Context, unit: Unit, p: KnowledgePayload) -> U
         res.generated += len(parsed.items) + len(parsed.rejects)
         res.reject_parse("knowledge_qa", parsed.rejects, chunk_id=chunk.chunk_id, request_hash=reply.request_hash)
         for pair in parsed.items:
-            if any(" ".join(pair.question.lower().split()) == " ".join(q.question.lower().split()) for q in pairs):
+            if any(question_key(pair.question) == question_key(q.question) for q in pairs):
                 res.reject("knowledge_qa", "repeated", pair.question, chunk_id=chunk.chunk_id)
             else:
                 pairs.append(pair)

@@ -21,6 +21,18 @@ its this that these those as which who what when where how why does did do has h
 they he she his her we you i"""))
 
 
+def outline_topic(outline: str, fallback: str) -> str:
+    """What a leaf's documents are about: its `document_outline` before the first colon ("The Isle of Vescary"
+    of "The Isle of Vescary, a fictional island ...: its geography, ..."), else `fallback`."""
+    return outline.split(":")[0].strip() or fallback
+
+
+def question_key(question: str) -> str:
+    """A question with case and spacing dropped: two questions with one key are the same question, asked twice
+    in one reply or request."""
+    return " ".join(question.lower().split())
+
+
 def content_words(text: str) -> list[str]:
     """The lower-cased words of `text` that are not stop words."""
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP]

@@ -34,7 +34,7 @@ from graftlm.generate.freeform import merge
 from graftlm.generate.knowledge import check_pair
 from graftlm.generate.parse import parse_paraphrases, parse_passage, parse_view_qa
 from graftlm.generate.pipeline import PRIORITY, ChunkText, Context, Unit, UnitResult, failed, make_sample
-from graftlm.generate.questions import find_question, question_problem
+from graftlm.generate.questions import find_question, outline_topic, question_key, question_problem
 from graftlm.taxonomy.model import QA
 from graftlm.templates import render
 
@@ -173,7 +173,7 @@ async def _question_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[
     res = UnitResult(unit.unit_id, unit.leaf.name)
     where = {"chunk_id": chunk.chunk_id, "fact_id": fact["fact_id"]}
     k = ctx.config.views.question
-    topic = unit.leaf.document_outline.split(":")[0].strip() or unit.leaf.domain
+    topic = outline_topic(unit.leaf.document_outline, unit.leaf.domain)
     options = replace(ctx.sampled(QUESTION_SAMPLES * k, QUESTION_TEMPERATURE), max_tokens=QUESTION_TOKENS,
                       stop=("\n",))
     reply = await ctx.teacher.chat(render("draft_sentence_question", sentence=fact["text"], topic=topic), options,
@@ -189,7 +189,7 @@ async def _question_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[
         res.generated += 1
         question = find_question(text)
         why = "no_question" if question is None else question_problem(question, fact["text"], chunk.text, topic)
-        if question is not None and why is None and any(_same(question, p.question) for p in pairs):
+        if question is not None and why is None and any(question_key(question) == question_key(p.question) for p in pairs):
             why = "repeated"
         if why or question is None:
             res.reject("question", why or "no_question", text, **where)
@@ -205,7 +205,7 @@ def cloze_view(unit: Unit, chunk: ChunkText, facts: list[dict[str, Any]], k: int
     """View `cloze`: up to `k` teacher-free cloze questions per fact, each answered by the fact; a fact that
     opens with a pronoun is asked with the fact before it in front. Names of the leaf's topic (its
     `document_outline` before the colon) are not asked for."""
-    skip = topic_names(unit.leaf.document_outline.split(":")[0])
+    skip = topic_names(outline_topic(unit.leaf.document_outline, ""))
     out = []
     for i, fact in enumerate(facts):
         before = facts[i - 1]["text"] if i else None
@@ -213,10 +213,6 @@ def cloze_view(unit: Unit, chunk: ChunkText, facts: list[dict[str, Any]], k: int
             out.append(make_sample(unit.leaf, question, fact["text"], task="qa", teacher=None, request_hashes=[],
                                    scores={}, question=question, **_meta(chunk, "cloze", [fact["fact_id"]])))
     return out
-
-
-def _same(a: str, b: str) -> bool:
-    return " ".join(a.lower().split()) == " ".join(b.lower().split())
 
 
 async def _paraphrase_view(ctx: Context, unit: Unit, chunk: ChunkText, fact: dict[str, Any]) -> UnitResult:

@@ -40,6 +40,7 @@ from graftlm.errors import DocumentError, InputError
 from graftlm.generate.questions import (
     MIN_GROUNDED_SHARE,
     content_words,
+    outline_topic,
     question_match,
     question_problem,
 )
@@ -627,7 +628,7 @@ async def _draft_pairs(session: _Session, contexts: list[Context], domain: str, 
             keep, _ = grounded_pairs(text, contexts[i].text, taken)
             pairs[i] += keep[:QAS_PER_CONTEXT - len(pairs[i])]
     counts.context, counts.context_s = sum(map(len, pairs)), time.perf_counter() - start
-    topic = outline.split(":")[0].strip() or domain
+    topic = outline_topic(outline, domain)
     for attempt in range(SENTENCE_TRIES):
         asks = []
         for i, c in enumerate(contexts):
