@@ -163,7 +163,7 @@ def estimate_leaf(leaf: Leaf, recipe: Recipe) -> LeafEstimate:
         else:
             calls.extend(_facts_calls(g, est.coverage.facts, chunks, gen_out, judge_out))
             v, facts = g.views, est.coverage.facts
-            qa = max(target, facts * (v.qa + v.question + v.cloze + v.reverse_qa))  # every fact view is kept
+            qa = max(target, facts * v.qa_per_fact)  # every fact view is kept
             est.samples = int((qa + facts * v.paraphrase + chunks * (v.relations + len(v.rewrites))) * (1 - share))
         calls.append((chunks * len(g.aux_tasks), AUX_PROMPT_TOKENS + chunk_tok, gen_out))
         est.samples += chunks * len(g.aux_tasks)

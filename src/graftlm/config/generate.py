@@ -50,6 +50,11 @@ class ViewsConfig(Section):
     target: int = Field(default=3, ge=1)
     """Views kept per fact below which a fact is reported as under target (coverage accounting)."""
 
+    @property
+    def qa_per_fact(self) -> int:
+        """Q&A views asked for per fact, of every kind (`qa`, `question`, `cloze`, `reverse_qa`)."""
+        return self.qa + self.question + self.cloze + self.reverse_qa
+
 
 class GenerateConfig(Section):
     """How much synthetic data to make per leaf and how to filter it."""

@@ -111,10 +111,7 @@ def answer_spans(sentence: str, skip_names: Iterable[str] = ()) -> list[Span]:
             continue
         if free(a, b):
             found.append(Span(a, b, "name", "what"))
-    names = [s for s in found if s.kind == "name"]
-    if not found:
-        found.extend(_fallback(sentence))
-    return [s for s in found if s.kind != "name"] + names
+    return found or _fallback(sentence)  # names were found last, so they already come last
 
 
 def _fallback(sentence: str) -> list[Span]:

@@ -169,8 +169,7 @@ def estimate_coverage(texts: Sequence[str], chunks: int, config: GenerateConfig)
     else:
         facts, basis = math.ceil(sum(len(t.split()) for t in texts) / WORDS_PER_FACT), "words"
     v = config.views
-    views = (facts * (v.qa + v.question + v.cloze + v.reverse_qa + v.paraphrase)
-             + chunks * (v.relations + len(v.rewrites)))
+    views = facts * (v.qa_per_fact + v.paraphrase) + chunks * (v.relations + len(v.rewrites))
     return CoverageEstimate(facts, views, basis)
 
 
